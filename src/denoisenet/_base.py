@@ -1,0 +1,495 @@
+"""The shared estimator base: parameter checks, random state, devices.
+
+scikit-learn's own constraint machinery lives in a private module
+(``sklearn.utils._param_validation``) that changes between releases, so the
+few pieces we need are written out here. Messages follow scikit-learn's form:
+``The 'std' parameter of GaussianPixelNoise must be a float >= 0. Got -1.0
+instead.``
+"""
+
+import copy
+import io
+import numbers
+import re
+import warnings
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.model_selection import train_test_split
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from denoisenet import _training
+from denoisenet._networks import ACTIVATIONS, bottleneck_index, init_parameters
+
+__all__ = [
+    "BOOL",
+    "RANDOM_STATE",
+    "Domain",
+    "NeuralEstimatorBase",
+    "as_tensor",
+    "check_params",
+    "interval",
+    "one_of",
+    "resolve_device",
+    "seed_generators",
+    "torch_generator",
+]
+
+
+class Domain:
+    """A set of admissible values, described in words for error messages."""
+
+    def __init__(self, description, accepts):
+        self.description = description
+        self.accepts = accepts
+
+    def __or__(self, other):
+        return Domain(
+            f"{self.description} or {other.description}",
+            lambda v: self.accepts(v) or other.accepts(v),
+        )
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def interval(kind, low=None, high=None, *, closed="both"):
+    """Numbers of ``kind`` ("int" or "real") between ``low`` and ``high``."""
+    is_kind = _is_int if kind == "int" else _is_real
+    left = closed in ("both", "left")
+    right = closed in ("both", "right")
+
+    def accepts(value):
+        if not is_kind(value) or not np.isfinite(value):
+            return False
+        if low is not None and (value < low if left else value <= low):
+            return False
+        return high is None or (value <= high if right else value < high)
+
+    noun = "an int" if kind == "int" else "a float"
+    if low is not None and high is not None:
+        brackets = ("[" if left else "(") + f"{low}, {high}" + ("]" if right else ")")
+        description = f"{noun} in the range {brackets}"
+    elif low is not None:
+        description = f"{noun} {'>=' if left else '>'} {low}"
+    elif high is not None:
+        description = f"{noun} {'<=' if right else '<'} {high}"
+    else:
+        description = noun
+    return Domain(description, accepts)
+
+
+def one_of(*values):
+    """Exactly one of ``values`` (strings, booleans or None)."""
+
+    def accepts(value):
+        return any(
+            value is v or (isinstance(v, str) and isinstance(value, str) and value == v)
+            for v in values
+        )
+
+    shown = ", ".join(repr(v) for v in values)
+    return Domain(f"one of {{{shown}}}", accepts)
+
+
+BOOL = Domain("a bool", lambda v: isinstance(v, (bool, np.bool_)))
+RANDOM_STATE = Domain(
+    "None, an int, a numpy RandomState or a numpy Generator",
+    lambda v: (
+        v is None
+        or (_is_int(v) and 0 <= v < 2**32)
+        or isinstance(v, (np.random.RandomState, np.random.Generator))
+    ),
+)
+
+
+def check_params(estimator, domains):
+    """Raise ValueError for the first parameter outside its domain.
+
+    Parameters
+    ----------
+    estimator : BaseEstimator
+        Its ``get_params(deep=False)`` supplies the values.
+    domains : dict of str to Domain
+        Parameters missing from ``domains`` are not checked here.
+    """
+    params = estimator.get_params(deep=False)
+    for name, domain in domains.items():
+        value = params[name]
+        if not domain.accepts(value):
+            raise ValueError(
+                f"The {name!r} parameter of {type(estimator).__name__} must be "
+                f"{domain.description}. Got {value!r} instead."
+            )
+
+
+def seed_generators(random_state, n=1, salt=0):
+    """Draw ``n`` 63-bit seeds from ``random_state`` without global state.
+
+    ``None`` draws fresh entropy from the operating system rather than from
+    numpy's global ``RandomState``, so that fitting never changes the global
+    random state that a user's own code depends on. An int gives the same
+    seeds every time (``salt`` varies them deterministically, e.g. between
+    successive ``partial_fit`` calls); a ``RandomState`` or ``Generator``
+    instance advances.
+    """
+    if random_state is None:
+        rng = np.random.default_rng()
+        return [int(s) for s in rng.integers(0, 2**63 - 1, size=n)]
+    if isinstance(random_state, np.random.RandomState):
+        seeds = random_state.randint(0, 2**63 - 1, size=n, dtype=np.int64)
+        return [int(s) for s in seeds]
+    if isinstance(random_state, np.random.Generator):
+        return [int(s) for s in random_state.integers(0, 2**63 - 1, size=n)]
+    rng = np.random.default_rng([int(random_state), int(salt)])
+    return [int(s) for s in rng.integers(0, 2**63 - 1, size=n)]
+
+
+def as_tensor(X):
+    """A tensor sharing memory with the numpy array ``X``.
+
+    torch warns about read-only arrays (read-only memmaps, for instance)
+    because writes through the tensor would be undefined; callers of this
+    helper never write to it.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not")
+        return torch.from_numpy(X)
+
+
+def torch_generator(seed, device="cpu"):
+    """A ``torch.Generator`` on ``device`` seeded with ``seed``."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed)
+    return generator
+
+
+def _is_device(value):
+    if isinstance(value, torch.device):
+        return value.type in ("cpu", "cuda", "mps")
+    return isinstance(value, str) and bool(
+        re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value)
+    )
+
+
+def _is_layer_sizes(value):
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return value > 0
+    try:
+        sizes = list(value)
+    except TypeError:
+        return False
+    return len(sizes) > 0 and all(
+        isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0
+        for s in sizes
+    )
+
+
+COMMON_DOMAINS = {
+    "hidden_layer_sizes": Domain(
+        "a positive int or a non-empty sequence of positive ints", _is_layer_sizes
+    ),
+    "activation": one_of(*ACTIVATIONS),
+    "alpha": interval("real", 0, None),
+    "batch_size": one_of("auto") | interval("int", 1, None),
+    "learning_rate_init": interval("real", 0, None, closed="neither"),
+    "max_iter": interval("int", 1, None),
+    "early_stopping": BOOL,
+    "validation_fraction": interval("real", 0, 1, closed="neither"),
+    "n_iter_no_change": interval("int", 1, None),
+    "tol": interval("real", 0, None),
+    "shuffle": BOOL,
+    "random_state": RANDOM_STATE,
+    "verbose": BOOL | interval("int", 0, None),
+    "warm_start": BOOL,
+    "device": Domain(
+        "one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps' or a torch.device", _is_device
+    ),
+}
+
+
+def resolve_device(device):
+    """Turn the ``device`` parameter into an available ``torch.device``."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={str(device)!r} was requested, but this machine has no "
+                "CUDA device that torch can use (torch.cuda.is_available() is "
+                "False). Use device='cpu' or device='auto'."
+            )
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={str(device)!r} was requested, but only "
+                f"{torch.cuda.device_count()} CUDA device(s) exist."
+            )
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(
+            "device='mps' was requested, but torch.backends.mps.is_available() "
+            "is False. Use device='cpu' or device='auto'."
+        )
+    return resolved
+
+
+def layer_sizes(hidden_layer_sizes):
+    """The ``hidden_layer_sizes`` parameter as a tuple of ints."""
+    if isinstance(hidden_layer_sizes, numbers.Integral):
+        return (int(hidden_layer_sizes),)
+    return tuple(int(s) for s in hidden_layer_sizes)
+
+
+def _state_to_bytes(state):
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def _state_from_bytes(data):
+    # weights_only=True: the bytes hold tensors and plain containers only,
+    # so loading them never runs pickled code.
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+class NeuralEstimatorBase(BaseEstimator):
+    """What the auto-encoder and the classifier share.
+
+    Subclasses set ``_network`` (a class of :mod:`denoisenet._networks`) and
+    implement ``_prepare(X, y, sample_weight, classes, reuse)``,
+    ``_network_kwargs()`` and ``_objective(seed)``; everything else (checks,
+    scaling, devices, seeds, the call of the training loop, rollback on
+    failure, batched inference and pickling) lives here.
+    """
+
+    _network = None
+    _extra_domains: dict = {}
+    _inference_batch_size = 512
+
+    # -- parameters -----------------------------------------------------
+
+    def _check_params(self):
+        check_params(self, {**COMMON_DOMAINS, **self._extra_domains})
+
+    def _batch_size(self, n_samples):
+        if self.batch_size == "auto":
+            return max(1, min(256, n_samples))
+        return max(1, min(int(self.batch_size), n_samples))
+
+    # -- data -------------------------------------------------------------
+
+    def _scaled_tensor(self, X):
+        """float32 tensor of ``X`` scaled by the range learned in fit.
+
+        Data already in [0, 1] as float32 is shared, not copied.
+        """
+        low, span = self.data_min_, self.data_range_
+        if low == 0.0 and span == 1.0 and X.dtype == np.float32:
+            return as_tensor(X)
+        scaled = np.subtract(X, low, dtype=np.float32)
+        scaled /= np.float32(span)
+        return torch.from_numpy(scaled)
+
+    def _learn_range(self, X):
+        low, high = float(np.min(X)), float(np.max(X))
+        span = high - low
+        if not np.isfinite(span):
+            raise ValueError(
+                f"The range of X ({low} to {high}) overflows; rescale the data."
+            )
+        # Data already in [0, 1] keeps the identity scaling, so that a batch
+        # of images without any white pixel is not stretched.
+        if low >= 0.0 and high <= 1.0:
+            low, span = 0.0, 1.0
+        return low, span if span > 0 else 1.0
+
+    # -- fitting ----------------------------------------------------------
+
+    def _fit(self, X, y=None, *, incremental=False, sample_weight=None, classes=None):
+        # A failed fit must leave the estimator as it was: validate_data and
+        # the commit below write attributes, so they are rolled back together.
+        before = self.__dict__.copy()
+        try:
+            return self._fit_unguarded(X, y, incremental, sample_weight, classes)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def _fit_unguarded(self, X, y, incremental, sample_weight, classes):
+        self._check_params()
+        device = resolve_device(self.device)
+        reuse = (incremental or self.warm_start) and hasattr(self, "module_")
+        X, targets, weights = self._prepare(X, y, sample_weight, classes, reuse)
+        if not reuse:
+            self.data_min_, self.data_range_ = self._learn_range(X)
+            self._network_args = self._network_kwargs()
+        salt = self.n_iter_ if reuse else 0
+        init_seed, shuffle_seed, noise_seed, split_seed = seed_generators(
+            self.random_state, 4, salt=salt
+        )
+        early_stopping = self.early_stopping and not incremental
+        data = self._training_data(X, targets, weights, early_stopping, split_seed)
+        module = self._module(reuse, init_seed, device)
+        batch_size = self._batch_size(len(data.indices))
+        optimizer = _training.make_optimizer(
+            module, self.learning_rate_init, self.alpha, batch_size
+        )
+        if reuse:
+            optimizer.load_state_dict(self._optimizer_state)
+        history = self._history(reuse, early_stopping)
+        schedule = _training.Schedule(
+            batch_size=batch_size,
+            max_epochs=1 if incremental else self.max_iter,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            shuffle=self.shuffle,
+            early_stopping=early_stopping,
+            verbose=self.verbose,
+            warn_on_max_iter=not incremental,
+        )
+        generators = (
+            torch_generator(shuffle_seed),
+            torch_generator(noise_seed, device),
+        )
+        _training.train(
+            module,
+            optimizer,
+            self._objective(noise_seed),
+            data,
+            schedule,
+            history,
+            generators,
+            device,
+        )
+        self._commit(module.eval(), optimizer, history)
+        return self
+
+    def _training_data(self, X, targets, weights, early_stopping, seed):
+        X_t = self._scaled_tensor(X)
+        n = X_t.shape[0]
+        indices = torch.arange(n)
+        data = _training.TrainingData(X_t, indices, targets, weights)
+        if not early_stopping:
+            return data
+        stratify = targets.numpy() if self._stratify else None
+        train_rows, val_rows = train_test_split(
+            np.arange(n),
+            test_size=self.validation_fraction,
+            random_state=seed % 2**32,
+            stratify=stratify,
+        )
+        data.indices = torch.from_numpy(train_rows)
+        data.X_val = X_t[val_rows]
+        data.targets_val = None if targets is None else targets[val_rows]
+        return data
+
+    def _module(self, reuse, seed, device):
+        if reuse:
+            return copy.deepcopy(self.module_).to(device)
+        # Built on the meta device and initialised from our own generator:
+        # torch's default initialisation would draw from its global one.
+        with torch.device("meta"):
+            module = self._network(**self._network_args)
+        module = module.to_empty(device="cpu")
+        return init_parameters(module, torch_generator(seed)).to(device)
+
+    def _history(self, reuse, early_stopping):
+        if not reuse or (self.validation_scores_ is not None) != early_stopping:
+            return _training.History.start(early_stopping)
+        return _training.History(
+            loss_curve=list(self.loss_curve_),
+            validation_scores=(
+                None
+                if self.validation_scores_ is None
+                else list(self.validation_scores_)
+            ),
+            best_loss=self.best_loss_,
+            best_validation_score=self.best_validation_score_,
+            no_improvement_count=self._no_improvement_count,
+            n_iter=self.n_iter_,
+        )
+
+    def _commit(self, module, optimizer, history):
+        self.module_ = module
+        self._optimizer_state = optimizer.state_dict()
+        self.loss_curve_ = history.loss_curve
+        self.validation_scores_ = history.validation_scores
+        self.best_loss_ = history.best_loss
+        self.best_validation_score_ = history.best_validation_score
+        self._no_improvement_count = history.no_improvement_count
+        self.n_iter_ = history.n_iter
+
+    # -- inference --------------------------------------------------------
+
+    def _validated(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+
+    def _code_width(self):
+        """Width of the narrowest hidden layer of the fitted network."""
+        sizes = self._network_args["hidden_layer_sizes"]
+        return sizes[bottleneck_index(sizes)]
+
+    def _module_on_device(self):
+        return self.module_.to(resolve_device(self.device)).eval()
+
+    def _infer(self, X, forward, n_outputs, *, dtype=np.float32, scale=True):
+        """Run ``forward(module, batch)`` over ``X`` in bounded memory.
+
+        ``X`` is validated already; batches are scaled (unless ``scale`` is
+        False), moved to the device, and written into one preallocated array
+        of ``dtype``, so peak memory is the output plus one batch.
+
+        Every batch has the same number of rows (the last one is padded with
+        zeros): matrix-product kernels pick their summation order by the
+        number of rows, and a fixed shape makes each row's output
+        independent of the rows around it, bit for bit.
+        """
+        module = self._module_on_device()
+        device = next(module.parameters()).device
+        out = np.empty((X.shape[0], n_outputs), dtype=dtype)
+        step = self._inference_batch_size
+        with torch.inference_mode():
+            for start in range(0, X.shape[0], step):
+                rows = X[start : start + step]
+                batch = self._scaled_tensor(rows) if scale else _float32_tensor(rows)
+                n = batch.shape[0]
+                if n < step:
+                    batch = torch.cat(
+                        [batch, batch.new_zeros(step - n, batch.shape[1])]
+                    )
+                result = forward(module, batch.to(device))[:n]
+                out[start : start + n] = result.cpu().numpy()
+        return out
+
+    # -- persistence --------------------------------------------------------
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        if "module_" in state:
+            state = dict(state)
+            state["module_"] = _state_to_bytes(self.module_.state_dict())
+            state["_optimizer_state"] = _state_to_bytes(self._optimizer_state)
+        return state
+
+    def __setstate__(self, state):
+        if isinstance(state.get("module_"), bytes):
+            state = dict(state)
+            with torch.device("meta"):
+                module = self._network(**state["_network_args"])
+            module = module.to_empty(device="cpu")
+            module.load_state_dict(_state_from_bytes(state["module_"]))
+            state["module_"] = module.eval()
+            state["_optimizer_state"] = _state_from_bytes(state["_optimizer_state"])
+        super().__setstate__(state)
+
+
+def _float32_tensor(X):
+    return as_tensor(np.ascontiguousarray(X, dtype=np.float32))

@@ -1,0 +1,276 @@
+"""The one training loop that every estimator of the package uses.
+
+It is split the way the work is split: :func:`train` runs epochs and owns
+stopping, interrupts and progress; :func:`run_epoch` walks the batches;
+:func:`train_step` corrupts, predicts, takes the loss and steps the
+optimiser. Estimators describe their problem with an :class:`Objective`
+(loss, corruption, validation score) and never loop themselves.
+"""
+
+import copy
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from sklearn.exceptions import ConvergenceWarning
+
+__all__ = [
+    "History",
+    "NonFiniteLossError",
+    "Objective",
+    "Schedule",
+    "TrainingData",
+    "make_optimizer",
+    "train",
+]
+
+
+class NonFiniteLossError(FloatingPointError, ValueError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class Objective:
+    """What an estimator optimises.
+
+    ``loss(module, inputs, targets, weights)`` returns the (weighted) mean
+    loss of a batch; ``targets`` is None when the clean inputs are the
+    targets (an auto-encoder). ``corrupt(inputs, generator)`` returns a
+    corrupted copy of a batch, or is None. ``validation_score(module,
+    X_val, targets_val)`` returns a float, higher is better.
+    """
+
+    loss: Callable
+    corrupt: Callable | None = None
+    validation_score: Callable | None = None
+
+
+@dataclass
+class TrainingData:
+    """Tensors on the host; ``indices`` selects the rows to train on."""
+
+    X: torch.Tensor
+    indices: torch.Tensor
+    targets: torch.Tensor | None = None
+    weights: torch.Tensor | None = None
+    X_val: torch.Tensor | None = None
+    targets_val: torch.Tensor | None = None
+
+
+@dataclass
+class Schedule:
+    """The estimator's parameters that steer the loop."""
+
+    batch_size: int
+    max_epochs: int
+    tol: float = 1e-4
+    n_iter_no_change: int = 10
+    shuffle: bool = True
+    early_stopping: bool = False
+    verbose: int = 0
+    warn_on_max_iter: bool = True
+
+
+@dataclass
+class History:
+    """What the loop records; the estimators expose it as attributes."""
+
+    loss_curve: list = field(default_factory=list)
+    validation_scores: list | None = None
+    best_loss: float | None = math.inf
+    best_validation_score: float | None = None
+    no_improvement_count: int = 0
+    n_iter: int = 0
+
+    @classmethod
+    def start(cls, early_stopping):
+        if early_stopping:
+            return cls(
+                validation_scores=[], best_loss=None, best_validation_score=-math.inf
+            )
+        return cls()
+
+
+def make_optimizer(module, learning_rate_init, alpha, batch_size):
+    """Adam with scikit-learn's L2 penalty on the weights (not the biases).
+
+    scikit-learn's MLP adds ``0.5 * alpha * ||W||^2 / batch_size`` to the
+    loss; its gradient is exactly Adam's coupled ``weight_decay`` of
+    ``alpha / batch_size``.
+    """
+    decay, no_decay = [], []
+    for name, parameter in module.named_parameters():
+        (no_decay if name.endswith("bias") else decay).append(parameter)
+    groups = [
+        {"params": decay, "weight_decay": alpha / batch_size},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.Adam(groups, lr=learning_rate_init, eps=1e-8, foreach=True)
+
+
+def train_step(module, optimizer, objective, batch, generator):
+    """One optimiser step on one batch; returns the detached loss."""
+    inputs, targets, weights = batch
+    if objective.corrupt is not None:
+        corrupted = objective.corrupt(inputs, generator)
+    else:
+        corrupted = inputs
+    loss = objective.loss(
+        module, corrupted, inputs if targets is None else targets, weights
+    )
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+def _batches(data, batch_size, shuffle, generator, device):
+    """Yield (inputs, targets, weights) on ``device``, one batch at a time."""
+    indices = data.indices
+    if shuffle:
+        indices = indices[torch.randperm(len(indices), generator=generator)]
+    for start in range(0, len(indices), batch_size):
+        rows = indices[start : start + batch_size]
+        yield tuple(
+            None if t is None else t.index_select(0, rows).to(device, non_blocking=True)
+            for t in (data.X, data.targets, data.weights)
+        )
+
+
+def run_epoch(module, optimizer, objective, data, schedule, generators, device):
+    """One pass over the training rows; returns the mean batch loss."""
+    module.train()
+    shuffle_generator, noise_generator = generators
+    total = torch.zeros((), device=device)
+    for batch in _batches(
+        data, schedule.batch_size, schedule.shuffle, shuffle_generator, device
+    ):
+        loss = train_step(module, optimizer, objective, batch, noise_generator)
+        total += loss * batch[0].shape[0]
+    return float(total) / len(data.indices)
+
+
+def _record(history, loss, score, tol):
+    """Append an epoch to ``history``; return True when it is the best so far."""
+    history.loss_curve.append(loss)
+    history.n_iter += 1
+    if history.validation_scores is not None:
+        history.validation_scores.append(score)
+        stalled = score < history.best_validation_score + tol
+        improved = score > history.best_validation_score
+        if improved:
+            history.best_validation_score = score
+    else:
+        stalled = loss > history.best_loss - tol
+        improved = loss < history.best_loss
+        if improved:
+            history.best_loss = loss
+    history.no_improvement_count = history.no_improvement_count + 1 if stalled else 0
+    return improved
+
+
+def _snapshot(module, optimizer):
+    return copy.deepcopy(module.state_dict()), copy.deepcopy(optimizer.state_dict())
+
+
+def _restore(module, optimizer, snapshot):
+    module.load_state_dict(snapshot[0])
+    optimizer.load_state_dict(snapshot[1])
+
+
+def _validate(module, objective, data):
+    module.eval()
+    with torch.no_grad():
+        return float(objective.validation_score(module, data.X_val, data.targets_val))
+
+
+def train(module, optimizer, objective, data, schedule, history, generators, device):
+    """Train ``module`` in place for up to ``schedule.max_epochs`` epochs.
+
+    Stops early, as scikit-learn's MLP does, once the training loss (or,
+    with early stopping, the validation score) has not improved by ``tol``
+    for ``n_iter_no_change`` epochs; with early stopping the best weights
+    are restored. Ctrl-C keeps the last completed epoch and warns (or, when
+    no epoch was completed, restores the weights and re-raises). A
+    non-finite loss raises :class:`NonFiniteLossError`. Returns ``history``.
+    """
+    early_stopping = schedule.early_stopping and data.X_val is not None
+    best = None
+    progress = _Progress(schedule.max_epochs, schedule.verbose)
+    try:
+        for epoch in range(schedule.max_epochs):
+            last = _snapshot(module, optimizer)
+            try:
+                loss = run_epoch(
+                    module, optimizer, objective, data, schedule, generators, device
+                )
+            except KeyboardInterrupt:
+                _restore(module, optimizer, last)
+                if epoch == 0:
+                    raise
+                warnings.warn(
+                    f"Training interrupted by the user after {epoch} epoch(s); "
+                    "keeping the weights of the last completed epoch.",
+                    UserWarning,
+                    stacklevel=5,
+                )
+                break
+            if not math.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"The training loss became {loss} in epoch {history.n_iter + 1}. "
+                    "Try a smaller learning_rate_init, or check the data for "
+                    "extreme values."
+                )
+            score = _validate(module, objective, data) if early_stopping else None
+            if _record(history, loss, score, schedule.tol) and early_stopping:
+                best = copy.deepcopy(module.state_dict())
+            progress.update(history)
+            if history.no_improvement_count > schedule.n_iter_no_change:
+                break
+        else:
+            if schedule.warn_on_max_iter:
+                warnings.warn(
+                    f"Maximum iterations ({schedule.max_epochs}) reached and the "
+                    "optimization hasn't converged yet.",
+                    ConvergenceWarning,
+                    stacklevel=5,
+                )
+    finally:
+        progress.close()
+    if best is not None:
+        module.load_state_dict(best)
+    return history
+
+
+class _Progress:
+    """A tqdm bar over epochs when tqdm is installed, else a line per epoch."""
+
+    def __init__(self, total, verbose):
+        self.bar = None
+        self.verbose = verbose
+        if not verbose:
+            return
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            return
+        self.bar = tqdm(total=total, unit="epoch", leave=True)
+
+    def update(self, history):
+        if not self.verbose:
+            return
+        values = {"loss": f"{history.loss_curve[-1]:.4g}"}
+        if history.validation_scores:
+            values["validation"] = f"{history.validation_scores[-1]:.4g}"
+        if self.bar is not None:
+            self.bar.set_postfix(values, refresh=False)
+            self.bar.update(1)
+        else:
+            shown = ", ".join(f"{k} = {v}" for k, v in values.items())
+            print(f"Iteration {history.n_iter}, {shown}", flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,390 @@
+"""DenoisingAutoencoder: learn to remove noise from images."""
+
+import numbers
+
+import numpy as np
+import torch
+from sklearn.base import OneToOneFeatureMixin, TransformerMixin, clone
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from denoisenet._base import (
+    Domain,
+    NeuralEstimatorBase,
+    layer_sizes,
+    seed_generators,
+    torch_generator,
+)
+from denoisenet._networks import DenseAutoencoder
+from denoisenet._training import Objective
+from denoisenet.noise import GaussianPixelNoise, _PixelNoise
+
+__all__ = ["DenoisingAutoencoder"]
+
+
+def _is_noise(value):
+    if value is None or isinstance(value, _PixelNoise):
+        return True
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and np.isfinite(value)
+        and value >= 0
+    )
+
+
+def _squared_error(module, inputs, targets, weights):
+    return torch.nn.functional.mse_loss(module(inputs), targets)
+
+
+class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimatorBase):
+    """A dense auto-encoder trained to map corrupted images to clean ones.
+
+    ``fit`` takes clean images. In every batch of every epoch it corrupts
+    them afresh with ``noise`` and trains the network to reconstruct the
+    clean images (mean squared error, Adam). ``transform`` returns the
+    reconstruction, so in a :class:`~sklearn.pipeline.Pipeline` in front of
+    a classifier it removes noise from the images the classifier sees.
+
+    The data need no scaling: ``fit`` learns the range of ``X`` (one
+    minimum and one maximum over all pixels; data already inside [0, 1] is
+    left as it is), trains on images scaled to [0, 1] by that range (the
+    noise acts in that scaled space), and every method answers in the
+    user's units.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(256, 128, 256)
+        Widths of the hidden layers. The narrowest one is the code that
+        :meth:`encode` returns; the network is
+        ``n_features -> hidden_layer_sizes -> n_features``.
+    noise : float, noise transformer or None, default=0.2
+        The corruption applied during training. A float is the standard
+        deviation of :class:`~denoisenet.GaussianPixelNoise` (clipped to
+        [0, 1]); an instance of :class:`~denoisenet.GaussianPixelNoise`,
+        :class:`~denoisenet.SaltAndPepperNoise` or
+        :class:`~denoisenet.MaskingNoise` is used as it is (its parameters
+        are reachable as ``noise__std`` and so on); None trains a plain
+        auto-encoder. The random state of the training loop, not the
+        noise transformer's own ``random_state``, draws the noise.
+    activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
+        Activation of the hidden layers; the output layer is a sigmoid.
+    alpha : float, default=1e-4
+        Strength of the L2 penalty on the weights, as in
+        :class:`~sklearn.neural_network.MLPRegressor`.
+    batch_size : int or 'auto', default='auto'
+        Images per optimiser step; 'auto' is ``min(256, n_samples)``.
+        Larger values are clipped to the number of samples.
+    learning_rate_init : float, default=2e-3
+        Step size of Adam.
+    max_iter : int, default=30
+        Maximum number of epochs (passes over the data).
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data, stop when the
+        validation score (the negative denoising error) stops improving, and
+        restore the best weights.
+    validation_fraction : float, default=0.1
+        Share of the data held out for early stopping, in (0, 1).
+    n_iter_no_change : int, default=10
+        Epochs without an improvement of at least ``tol`` before stopping.
+    tol : float, default=1e-4
+        Improvement of the loss (or validation score) that counts.
+    shuffle : bool, default=True
+        Shuffle the images before every epoch.
+    random_state : int, RandomState instance, Generator or None, default=None
+        Seeds initialisation, shuffling, validation split and noise. An int
+        gives bit-identical results on the same device; fitting never
+        changes numpy's or torch's global random state.
+    verbose : int or bool, default=0
+        Show a progress bar over epochs (tqdm, or one line per epoch when
+        tqdm is not installed).
+    warm_start : bool, default=False
+        Continue from the previous fit instead of starting afresh.
+    device : str or torch.device, default='auto'
+        'auto' (CUDA when available, else the CPU), 'cpu', 'cuda',
+        'cuda:N' or 'mps'. Asking for a device that is absent is an error.
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The trained network (a ``DenseAutoencoder`` with ``encoder`` and
+        ``decoder``).
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during :term:`fit`, when ``X`` has feature
+        names that are all strings.
+    data_min_ : float
+        The value that the scaling maps to 0.
+    data_range_ : float
+        The width of the range that the scaling maps to [0, 1].
+    loss_curve_ : list of float
+        Mean training loss (squared error on scaled data) of every epoch.
+    validation_scores_ : list of float or None
+        Negative denoising error on the held-out data after every epoch,
+        with early stopping; else None.
+    best_loss_ : float or None
+        Lowest training loss reached; None with early stopping.
+    best_validation_score_ : float or None
+        Best validation score reached, with early stopping; else None.
+    n_iter_ : int
+        Number of epochs run, over all calls to ``fit`` (with
+        ``warm_start``) and ``partial_fit``.
+
+    See Also
+    --------
+    BottleneckClassifier : Classify through a narrow bottleneck.
+    GaussianPixelNoise : The default corruption.
+    sklearn.neural_network.MLPRegressor : A dense network without noise.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from denoisenet import DenoisingAutoencoder, GaussianPixelNoise
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> dae = DenoisingAutoencoder((64, 32, 64), noise=0.2, max_iter=5,
+    ...                            random_state=0).fit(X)
+    >>> X_noisy = GaussianPixelNoise(3.2, clip=(0, 16),
+    ...                              random_state=0).fit_transform(X)
+    >>> dae.transform(X_noisy).shape
+    (1797, 64)
+    >>> dae.encode(X).shape
+    (1797, 32)
+    """
+
+    _network = DenseAutoencoder
+    _stratify = False
+    _extra_domains = {
+        "noise": Domain(
+            "None, a float >= 0 or a noise transformer from denoisenet.noise",
+            _is_noise,
+        )
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(256, 128, 256),
+        *,
+        noise=0.2,
+        activation="relu",
+        alpha=1e-4,
+        batch_size="auto",
+        learning_rate_init=2e-3,
+        max_iter=30,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        shuffle=True,
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+        device="auto",
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.noise = noise
+        self.activation = activation
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.device = device
+
+    # -- the hooks of NeuralEstimatorBase ---------------------------------
+
+    def _check_params(self):
+        super()._check_params()
+        if isinstance(self.noise, _PixelNoise):
+            self.noise._check_params()
+
+    def _prepare(self, X, y, sample_weight, classes, reuse):
+        X = validate_data(self, X, reset=not reuse, dtype=[np.float32, np.float64])
+        return X, None, None
+
+    def _network_kwargs(self):
+        return {
+            "n_features": self.n_features_in_,
+            "hidden_layer_sizes": layer_sizes(self.hidden_layer_sizes),
+            "activation": self.activation,
+        }
+
+    def _noise_model(self):
+        if isinstance(self.noise, _PixelNoise):
+            return clone(self.noise)
+        if self.noise is None:
+            return None
+        return GaussianPixelNoise(std=float(self.noise), clip=(0.0, 1.0))
+
+    def _objective(self, seed):
+        noise = self._noise_model()
+        corrupt = None if noise is None else noise.corrupt_tensor
+
+        def validation_score(module, X_val, _):
+            return -_denoising_error(
+                module, X_val, corrupt, seed, self._inference_batch_size
+            )
+
+        return Objective(_squared_error, corrupt, validation_score)
+
+    # -- public methods ----------------------------------------------------
+
+    def fit(self, X, y=None):
+        """Train on clean images ``X``, corrupted afresh in every batch.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Clean images, one flattened image per row.
+        y : None
+            Ignored; present so that the estimator works in a Pipeline.
+
+        Returns
+        -------
+        self : DenoisingAutoencoder
+            The fitted estimator.
+        """
+        return self._fit(X, incremental=False)
+
+    def partial_fit(self, X, y=None):
+        """Train for one epoch on ``X``, keeping the weights of earlier calls.
+
+        The first call learns the data range from its ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Clean images.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : DenoisingAutoencoder
+            The updated estimator.
+        """
+        return self._fit(X, incremental=True)
+
+    def transform(self, X):
+        """Denoise ``X``: the reconstruction, in the units of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Images, noisy or not.
+
+        Returns
+        -------
+        X_denoised : ndarray of shape (n_samples, n_features)
+            float64 for float64 input, float32 otherwise.
+        """
+        X = self._validated(X)
+        out = self._infer(X, lambda m, b: m(b), self.n_features_in_, dtype=X.dtype)
+        return self._unscale(out)
+
+    def encode(self, X):
+        """The activations of the narrowest hidden layer (the code).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Images.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, min(hidden_layer_sizes))
+            The code of every image.
+        """
+        X = self._validated(X)
+        return self._infer(
+            X, lambda m, b: m.encode(b), self._code_width(), dtype=X.dtype
+        )
+
+    def decode(self, Z):
+        """Map codes back to images, in the units of the training data.
+
+        Parameters
+        ----------
+        Z : array-like of shape (n_samples, min(hidden_layer_sizes))
+            Codes, for instance from :meth:`encode`.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features_in_)
+            The decoded images.
+        """
+        check_is_fitted(self)
+        Z = check_array(Z, dtype=[np.float32, np.float64])
+        if Z.shape[1] != self._code_width():
+            raise ValueError(
+                f"Z has {Z.shape[1]} features, but the code of this "
+                f"DenoisingAutoencoder has {self._code_width()}."
+            )
+        out = self._infer(
+            Z, lambda m, b: m.decode(b), self.n_features_in_, dtype=Z.dtype, scale=False
+        )
+        return self._unscale(out)
+
+    def score(self, X, y=None):
+        """Negative mean squared error of denoising corrupted ``X``.
+
+        ``X`` is corrupted with ``noise`` (seeded by ``random_state``, so
+        repeated calls agree when it is an int), reconstructed, and compared
+        with ``X`` in its own units; higher is better, so that
+        :class:`~sklearn.model_selection.GridSearchCV` on a lone
+        auto-encoder picks the best denoiser.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Clean images.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+            Minus the mean squared error.
+        """
+        X = self._validated(X)
+        noise = self._noise_model()
+        corrupt = None if noise is None else noise.corrupt_tensor
+        seed = seed_generators(self.random_state, 1, salt=-1 % 2**32)[0]
+        module = self._module_on_device()
+        error = _denoising_error(
+            module, self._scaled_tensor(X), corrupt, seed, self._inference_batch_size
+        )
+        return -float(error) * self.data_range_**2
+
+    # -- helpers -----------------------------------------------------------
+
+    def _unscale(self, out):
+        if self.data_min_ != 0.0 or self.data_range_ != 1.0:
+            out *= out.dtype.type(self.data_range_)
+            out += out.dtype.type(self.data_min_)
+        return out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+
+def _denoising_error(module, X, corrupt, seed, batch_size):
+    """Mean squared error of reconstructing corrupted ``X`` (scaled units)."""
+    device = next(module.parameters()).device
+    generator = torch_generator(seed, device)
+    total = 0.0
+    module.eval()
+    with torch.inference_mode():
+        for start in range(0, X.shape[0], batch_size):
+            clean = X[start : start + batch_size].to(device)
+            noisy = clean if corrupt is None else corrupt(clean, generator)
+            total += float(torch.sum((module(noisy) - clean) ** 2))
+    return total / X.numel()

@@ -1,0 +1,388 @@
+"""BottleneckClassifier: classify through a narrow layer that maps the data."""
+
+import numpy as np
+import torch
+from scipy.special import log_softmax
+from sklearn.base import ClassifierMixin, TransformerMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from denoisenet._base import NeuralEstimatorBase, layer_sizes
+from denoisenet._networks import BottleneckNetwork
+from denoisenet._training import Objective
+
+__all__ = ["BottleneckClassifier"]
+
+
+def _cross_entropy(module, inputs, targets, weights):
+    if weights is None:
+        return torch.nn.functional.cross_entropy(module(inputs), targets)
+    losses = torch.nn.functional.cross_entropy(
+        module(inputs), targets, reduction="none"
+    )
+    return (losses * weights).sum() / weights.sum().clamp_min(1e-12)
+
+
+def _accuracy(module, X_val, targets_val):
+    device = next(module.parameters()).device
+    correct = 0
+    for start in range(0, X_val.shape[0], 4096):
+        logits = module(X_val[start : start + 4096].to(device))
+        rows = targets_val[start : start + 4096].to(device)
+        correct += int((logits.argmax(dim=1) == rows).sum())
+    return correct / X_val.shape[0]
+
+
+class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBase):
+    """A dense classifier that squeezes every image through a narrow layer.
+
+    The network is ``n_features -> hidden_layer_sizes -> n_classes`` with a
+    softmax output, trained with cross-entropy and Adam. Its narrowest
+    hidden layer (2 units by default) is the bottleneck: :meth:`transform`
+    returns its activations, a 2-D map of the data to set beside t-SNE.
+
+    The bottleneck layer is linear (no activation): a ReLU on two units dies
+    easily and collapses the map; every other hidden layer uses
+    ``activation``. Inputs are scaled by the range learned in ``fit``, as
+    in :class:`DenoisingAutoencoder`, so 0-255 pixels need no scaling.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(500, 100, 2, 100)
+        Widths of the hidden layers; the narrowest (the first of equals) is
+        the bottleneck.
+    activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
+        Activation of the hidden layers other than the bottleneck.
+    alpha : float, default=1e-4
+        Strength of the L2 penalty on the weights, as in
+        :class:`~sklearn.neural_network.MLPClassifier`.
+    batch_size : int or 'auto', default='auto'
+        Samples per optimiser step; 'auto' is ``min(256, n_samples)``.
+        Larger values are clipped to the number of samples.
+    learning_rate_init : float, default=1e-3
+        Step size of Adam.
+    max_iter : int, default=30
+        Maximum number of epochs.
+    early_stopping : bool, default=False
+        Hold out a stratified ``validation_fraction`` of the data, stop when
+        the validation accuracy stops improving, and restore the best
+        weights. Ignored by :meth:`partial_fit`.
+    validation_fraction : float, default=0.1
+        Share of the data held out for early stopping, in (0, 1).
+    n_iter_no_change : int, default=10
+        Epochs without an improvement of at least ``tol`` before stopping.
+    tol : float, default=1e-4
+        Improvement of the loss (or validation accuracy) that counts.
+    shuffle : bool, default=True
+        Shuffle the samples before every epoch.
+    random_state : int, RandomState instance, Generator or None, default=None
+        Seeds initialisation, shuffling and the validation split. An int
+        gives bit-identical results on the same device; fitting never
+        changes numpy's or torch's global random state.
+    verbose : int or bool, default=0
+        Show a progress bar over epochs.
+    warm_start : bool, default=False
+        Continue from the previous fit instead of starting afresh.
+    device : str or torch.device, default='auto'
+        'auto' (CUDA when available, else the CPU), 'cpu', 'cuda',
+        'cuda:N' or 'mps'.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+    module_ : torch.nn.Module
+        The trained network (a ``BottleneckNetwork`` with ``encoder`` and
+        ``head``).
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during :term:`fit`, when ``X`` has feature
+        names that are all strings.
+    data_min_ : float
+        The value that the input scaling maps to 0.
+    data_range_ : float
+        The width of the range that the input scaling maps to [0, 1].
+    loss_curve_ : list of float
+        Mean training cross-entropy of every epoch.
+    validation_scores_ : list of float or None
+        Validation accuracy after every epoch, with early stopping.
+    best_loss_ : float or None
+        Lowest training loss; None with early stopping.
+    best_validation_score_ : float or None
+        Best validation accuracy, with early stopping; else None.
+    n_iter_ : int
+        Number of epochs run, over all calls.
+
+    See Also
+    --------
+    DenoisingAutoencoder : Remove noise before classifying.
+    sklearn.neural_network.MLPClassifier : A dense classifier.
+    sklearn.manifold.TSNE : A 2-D map without labels.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from denoisenet import BottleneckClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = BottleneckClassifier((64, 2, 32), max_iter=30,
+    ...                            random_state=0).fit(X, y)
+    >>> clf.transform(X).shape
+    (1797, 2)
+    >>> clf.predict_proba(X[:3]).sum(axis=1).round(6)
+    array([1., 1., 1.])
+    >>> bool(clf.score(X, y) > 0.8)
+    True
+    """
+
+    _network = BottleneckNetwork
+    _stratify = True
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(500, 100, 2, 100),
+        *,
+        activation="relu",
+        alpha=1e-4,
+        batch_size="auto",
+        learning_rate_init=1e-3,
+        max_iter=30,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        shuffle=True,
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+        device="auto",
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.device = device
+
+    # -- the hooks of NeuralEstimatorBase ---------------------------------
+
+    def _prepare(self, X, y, sample_weight, classes, reuse):
+        X, y = validate_data(
+            self, X, y, reset=not reuse, dtype=[np.float32, np.float64]
+        )
+        check_classification_targets(y)
+        self.classes_ = self._classes(y, classes, reuse)
+        unknown = np.setdiff1d(y, self.classes_)
+        if unknown.size:
+            raise ValueError(
+                f"y contains labels {unknown.tolist()} that are not in classes_ "
+                f"{self.classes_.tolist()}."
+            )
+        targets = torch.from_numpy(np.searchsorted(self.classes_, y).astype(np.int64))
+        weights = self._sample_weight(sample_weight, y)
+        return X, targets, weights
+
+    def _classes(self, y, classes, reuse):
+        if classes is not None:
+            classes = np.unique(column_or_1d(classes))
+            if reuse and not np.array_equal(classes, self.classes_):
+                raise ValueError(
+                    f"classes={classes.tolist()} is not the same as on the first "
+                    f"call to partial_fit, which was {self.classes_.tolist()}."
+                )
+        if reuse:
+            return self.classes_
+        classes = np.unique(y) if classes is None else classes
+        if len(classes) < 2:
+            raise ValueError(
+                "BottleneckClassifier needs samples of at least 2 classes; "
+                f"got 1 class ({classes[0]!r})."
+            )
+        return classes
+
+    def _sample_weight(self, sample_weight, y):
+        if sample_weight is None:
+            return None
+        weights = column_or_1d(np.asarray(sample_weight, dtype=np.float64), warn=True)
+        if weights.shape != y.shape:
+            raise ValueError(
+                f"sample_weight.shape == {weights.shape}, expected {y.shape}."
+            )
+        if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise ValueError("sample_weight must be finite and non-negative.")
+        if not np.any(weights > 0):
+            raise ValueError(
+                "sample_weight is zero for every sample; give at least two classes "
+                "some positive weight."
+            )
+        if len(np.unique(y[weights > 0])) < 2:
+            raise ValueError(
+                "sample_weight leaves fewer than 2 classes with positive weight; "
+                "BottleneckClassifier needs at least 2 classes."
+            )
+        return torch.from_numpy(weights.astype(np.float32))
+
+    def _network_kwargs(self):
+        return {
+            "n_features": self.n_features_in_,
+            "hidden_layer_sizes": layer_sizes(self.hidden_layer_sizes),
+            "n_outputs": len(self.classes_),
+            "activation": self.activation,
+        }
+
+    def _objective(self, seed):
+        return Objective(_cross_entropy, None, _accuracy)
+
+    # -- public methods ----------------------------------------------------
+
+    def fit(self, X, y, sample_weight=None):
+        """Train the network on ``X`` and labels ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data, one flattened image per row.
+        y : array-like of shape (n_samples,)
+            Class labels: any labels scikit-learn accepts.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the samples in the loss.
+
+        Returns
+        -------
+        self : BottleneckClassifier
+            The fitted estimator.
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Train for one epoch on ``X``, keeping the weights of earlier calls.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,)
+            Class labels.
+        classes : array-like of shape (n_classes,), default=None
+            Every class that will ever appear; required on the first call.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the samples.
+
+        Returns
+        -------
+        self : BottleneckClassifier
+            The updated estimator.
+        """
+        if classes is None and not hasattr(self, "classes_"):
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        return self._fit(
+            X, y, sample_weight=sample_weight, classes=classes, incremental=True
+        )
+
+    def predict_log_proba(self, X):
+        """Log of the class probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``.
+        """
+        X = self._validated(X)
+        logits = self._infer(X, lambda m, b: m(b), len(self.classes_))
+        return log_softmax(logits.astype(np.float64), axis=1)
+
+    def predict_proba(self, X):
+        """Class probabilities; every row sums to 1.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``.
+        """
+        return np.exp(self.predict_log_proba(X))
+
+    def predict(self, X):
+        """The most probable class of every sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+        """
+        log_proba = self.predict_log_proba(X)
+        return self.classes_[np.argmax(log_proba, axis=1)]
+
+    def transform(self, X):
+        """The bottleneck activations: a low-dimensional map of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, bottleneck width)
+            float64 for float64 input, float32 otherwise.
+        """
+        X = self._validated(X)
+        return self._infer(
+            X, lambda m, b: m.encode(b), self._code_width(), dtype=X.dtype
+        )
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the bottleneck units: ``bottleneck0``, ``bottleneck1``, ...
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Checked against the names seen in fit, if given.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            One name per bottleneck unit.
+        """
+        check_is_fitted(self)
+        if input_features is not None:
+            input_features = np.asarray(input_features, dtype=object)
+            expected = getattr(self, "feature_names_in_", None)
+            if len(input_features) != self.n_features_in_ or (
+                expected is not None and not np.array_equal(input_features, expected)
+            ):
+                raise ValueError(
+                    "input_features is not equal to feature_names_in_ or does not "
+                    f"have n_features_in_ ({self.n_features_in_}) entries."
+                )
+        return np.asarray(
+            [f"bottleneck{i}" for i in range(self._code_width())], dtype=object
+        )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags

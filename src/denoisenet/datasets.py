@@ -1,0 +1,465 @@
+"""Loaders for MNIST-format image data sets.
+
+:func:`load_idx` reads one file in the IDX format that MNIST and Fashion-MNIST
+are distributed in, raw or gzip-compressed. :func:`load_mnist` and
+:func:`load_fashion_mnist` return a whole data set as ``(X, y)`` with ``X`` the
+flattened 28x28 images scaled to [0, 1] in float32 and ``y`` the int64 labels.
+
+Both look for the four standard IDX files locally first: in ``data_home``,
+then in ``data_home/mnist`` or ``data_home/fashion-mnist``, then (Fashion-MNIST
+only) in the directories of :data:`FASHION_MNIST_SYSTEM_DIRS`, where Debian's
+package ``dataset-fashion-mnist`` installs them. Only when nothing is found
+locally do they download the data set from OpenML with
+:func:`sklearn.datasets.fetch_openml`.
+"""
+
+import gzip
+import importlib.util
+import os
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from sklearn import datasets as _skdatasets
+
+__all__ = ["load_fashion_mnist", "load_idx", "load_mnist"]
+
+#: Directories searched for the Fashion-MNIST IDX files after ``data_home``.
+FASHION_MNIST_SYSTEM_DIRS = [Path("/usr/share/datasets/fashion-mnist")]
+
+_IDX_TYPES = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+_REDOWNLOAD = "The file is damaged or incomplete: download it again."
+
+_SUBSET_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+_SUBSET_PARTS = {"train": ("train",), "test": ("test",), "all": ("train", "test")}
+
+_N_TRAIN, _N_TEST = 60_000, 10_000
+_IMAGE_SHAPE = (28, 28)
+_N_CLASSES = 10
+
+
+def load_idx(path):
+    """Read an IDX file into a numpy array.
+
+    IDX is the format MNIST and Fashion-MNIST are distributed in: a 4-byte
+    magic number (two zero bytes, a type code and the number of dimensions),
+    one big-endian uint32 per dimension, then the values in C order. Files
+    compressed with gzip are recognised by their content, whatever their name.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to read, raw or gzip-compressed.
+
+    Returns
+    -------
+    array : ndarray
+        The values, with the shape the header declares and the file's dtype
+        (uint8, int8, int16, int32, float32 or float64) in native byte order.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is not a well-formed IDX file: truncated header or data,
+        trailing bytes, a wrong magic number, an unknown type code, zero
+        dimensions or a corrupt gzip stream. The message names the file.
+
+    See Also
+    --------
+    load_mnist : MNIST as ``(X, y)``, read from IDX files or downloaded.
+    load_fashion_mnist : Fashion-MNIST as ``(X, y)``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from denoisenet.datasets import load_idx
+    >>> # Magic number (uint8, 2 dimensions), then the shape (2, 3) as uint32.
+    >>> header = bytes([0, 0, 0x08, 2, 0, 0, 0, 2, 0, 0, 0, 3])
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = Path(tmp) / "tiny-idx2-ubyte"
+    ...     _ = path.write_bytes(header + bytes(range(6)))
+    ...     array = load_idx(path)
+    >>> array
+    array([[0, 1, 2],
+           [3, 4, 5]], dtype=uint8)
+    """
+    path = Path(os.fspath(path))
+    with open(path, "rb") as file:
+        content = file.read()
+    if content[:2] == _GZIP_MAGIC:
+        try:
+            content = gzip.decompress(content)
+        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+            raise _idx_error(path, f"corrupt gzip stream ({exc})") from exc
+    return _parse_idx(content, path)
+
+
+def _idx_error(path, problem, advice=_REDOWNLOAD):
+    return ValueError(f"Cannot read IDX file {path}: {problem}. {advice}")
+
+
+def _parse_idx(content, path):
+    """Decode the bytes of an uncompressed IDX file read from ``path``."""
+    if len(content) < 4:
+        raise _idx_error(
+            path,
+            f"truncated header: {len(content)} bytes, fewer than the 4 of "
+            "the magic number",
+        )
+    if content[0] != 0 or content[1] != 0:
+        raise _idx_error(
+            path,
+            f"wrong magic number: it starts with 0x{content[0]:02x} "
+            f"0x{content[1]:02x} instead of 0x00 0x00, so it is not an IDX file",
+            "Check the path; decompress the file first if it is compressed with "
+            "something other than gzip; otherwise download it again.",
+        )
+    type_code, ndim = content[2], content[3]
+    if type_code not in _IDX_TYPES:
+        known = ", ".join(f"0x{code:02x} ({t.name})" for code, t in _IDX_TYPES.items())
+        raise _idx_error(
+            path, f"unknown type code 0x{type_code:02x}; expected one of {known}"
+        )
+    if ndim == 0:
+        raise _idx_error(path, "zero dimensions in the header, at least 1 expected")
+    header_size = 4 + 4 * ndim
+    if len(content) < header_size:
+        raise _idx_error(
+            path,
+            f"truncated header: {ndim} dimensions need {header_size} header "
+            f"bytes but the file has {len(content)}",
+        )
+    shape = tuple(int(n) for n in np.frombuffer(content, ">u4", ndim, offset=4))
+    dtype = _IDX_TYPES[type_code]
+    # Python ints, so a corrupt header with huge dimensions cannot overflow.
+    count = int(np.prod(shape, dtype=object))
+    expected, actual = count * dtype.itemsize, len(content) - header_size
+    if actual != expected:
+        problem = "truncated data" if actual < expected else "trailing extra bytes"
+        raise _idx_error(
+            path,
+            f"{problem}: shape {shape} of {dtype.name} needs {expected} data "
+            f"bytes but the file has {actual}",
+        )
+    array = np.frombuffer(content, dtype, count, offset=header_size)
+    # astype copies, which also makes the result writable.
+    return array.reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def load_mnist(subset="train", *, data_home=None, download=True):
+    """Load the MNIST handwritten digits as flattened images and labels.
+
+    The four standard IDX files (``train-images-idx3-ubyte``,
+    ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``,
+    ``t10k-labels-idx1-ubyte``, each plain or with ``.gz``) are looked for in
+    ``data_home`` and then in ``data_home/mnist``. Only the files the subset
+    needs must be there. If none are found and ``download`` is true, the data
+    set is fetched from OpenML (``mnist_784``, version 1) into ``data_home``,
+    keeping the standard split: the first 60,000 rows are the training set.
+
+    Parameters
+    ----------
+    subset : {"train", "test", "all"}, default="train"
+        The 60,000 training images, the 10,000 test images, or both (training
+        images first).
+    data_home : str or os.PathLike, default=None
+        Directory holding the IDX files, also the OpenML cache. ``None`` looks
+        for no local files and lets OpenML use scikit-learn's cache directory.
+    download : bool, default=True
+        Whether to download the data set from OpenML when no local files are
+        found.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, 784), dtype float32
+        The images, one row each, scaled to [0, 1].
+    y : ndarray of shape (n_samples,), dtype int64
+        The digits, 0 to 9.
+
+    Raises
+    ------
+    ValueError
+        If ``subset`` is not one of the allowed values, or the files are not
+        MNIST-like (image and label counts differ, images are not 28x28,
+        labels outside 0 to 9).
+    FileNotFoundError
+        If no local files are found and ``download`` is false, or the download
+        fails. The message lists where it looked and how to get the files.
+
+    See Also
+    --------
+    load_fashion_mnist : The same for Fashion-MNIST.
+    load_idx : Read one IDX file.
+    sklearn.datasets.fetch_openml : The download used when no files are found.
+
+    Examples
+    --------
+    >>> from denoisenet.datasets import load_mnist
+    >>> X, y = load_mnist("test")  # doctest: +SKIP
+    >>> X.shape, X.dtype, y.shape, y.dtype  # doctest: +SKIP
+    ((10000, 784), dtype('float32'), (10000,), dtype('int64'))
+    """
+    return _load_dataset(_MNIST, subset, data_home, download)
+
+
+def load_fashion_mnist(subset="train", *, data_home=None, download=True):
+    """Load Fashion-MNIST, Zalando's clothing images, as images and labels.
+
+    The four standard IDX files (``train-images-idx3-ubyte``,
+    ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``,
+    ``t10k-labels-idx1-ubyte``, each plain or with ``.gz``) are looked for in
+    ``data_home``, then in ``data_home/fashion-mnist``, then in the system
+    directories of ``FASHION_MNIST_SYSTEM_DIRS``
+    (``/usr/share/datasets/fashion-mnist``, where Debian's package
+    ``dataset-fashion-mnist`` installs them). Only the files the subset needs
+    must be there. If none are found and ``download`` is true, the data set is
+    fetched from OpenML (``Fashion-MNIST``, version 1) into ``data_home``,
+    keeping the standard split: the first 60,000 rows are the training set.
+
+    Parameters
+    ----------
+    subset : {"train", "test", "all"}, default="train"
+        The 60,000 training images, the 10,000 test images, or both (training
+        images first).
+    data_home : str or os.PathLike, default=None
+        Directory holding the IDX files, also the OpenML cache. ``None``
+        searches the system directories only and lets OpenML use
+        scikit-learn's cache directory.
+    download : bool, default=True
+        Whether to download the data set from OpenML when no local files are
+        found.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, 784), dtype float32
+        The images, one row each, scaled to [0, 1].
+    y : ndarray of shape (n_samples,), dtype int64
+        The classes, 0 to 9 (T-shirt/top, trouser, pullover, dress, coat,
+        sandal, shirt, sneaker, bag, ankle boot).
+
+    Raises
+    ------
+    ValueError
+        If ``subset`` is not one of the allowed values, or the files are not
+        MNIST-like (image and label counts differ, images are not 28x28,
+        labels outside 0 to 9).
+    FileNotFoundError
+        If no local files are found and ``download`` is false, or the download
+        fails. The message lists where it looked and how to get the files.
+
+    See Also
+    --------
+    load_mnist : The same for MNIST digits.
+    load_idx : Read one IDX file.
+    sklearn.datasets.fetch_openml : The download used when no files are found.
+
+    Examples
+    --------
+    >>> from denoisenet.datasets import load_fashion_mnist
+    >>> X, y = load_fashion_mnist("test", download=False)  # doctest: +SKIP
+    >>> X.shape, X.dtype, y.shape, y.dtype  # doctest: +SKIP
+    ((10000, 784), dtype('float32'), (10000,), dtype('int64'))
+    """
+    return _load_dataset(_FASHION_MNIST, subset, data_home, download)
+
+
+class _DatasetSpec(NamedTuple):
+    """Where one MNIST-format data set lives and how to tell a user to get it."""
+
+    title: str
+    subfolder: str
+    openml_name: str
+    # A callable, so that the directories are read when loading, not at import.
+    system_dirs: Callable[[], list]
+    how_to_get: list
+
+
+_MNIST = _DatasetSpec(
+    "MNIST",
+    "mnist",
+    "mnist_784",
+    lambda: [],
+    [
+        "download the four IDX files (train-images-idx3-ubyte.gz, "
+        "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+        "t10k-labels-idx1-ubyte.gz) into data_home",
+        "or pass download=True on a machine with internet access to fetch "
+        "'mnist_784' from OpenML",
+    ],
+)
+_FASHION_MNIST = _DatasetSpec(
+    "Fashion-MNIST",
+    "fashion-mnist",
+    "Fashion-MNIST",
+    lambda: list(FASHION_MNIST_SYSTEM_DIRS),
+    [
+        "install Debian's package with `apt-get install dataset-fashion-mnist`",
+        "or download the four IDX files (train-images-idx3-ubyte.gz, "
+        "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+        "t10k-labels-idx1-ubyte.gz) into data_home",
+        "or pass download=True on a machine with internet access to fetch "
+        "'Fashion-MNIST' from OpenML",
+    ],
+)
+
+
+def _load_dataset(spec, subset, data_home, download):
+    if not isinstance(subset, str) or subset not in _SUBSET_PARTS:
+        raise ValueError(
+            f"The 'subset' parameter must be one of {sorted(_SUBSET_PARTS)}; "
+            f"got {subset!r}."
+        )
+    parts = _SUBSET_PARTS[subset]
+    searched = _search_dirs(spec, data_home)
+    for directory in searched:
+        found = _find_files(directory, parts)
+        if found is not None:
+            return _read_idx_parts(found)
+    if not download:
+        raise FileNotFoundError(
+            _not_found_message(spec, subset, searched, "download=False")
+        )
+    return _fetch_openml(spec, subset, data_home, searched)
+
+
+def _search_dirs(spec, data_home):
+    dirs = []
+    if data_home is not None:
+        data_home = Path(os.fspath(data_home))
+        dirs += [data_home, data_home / spec.subfolder]
+    return dirs + [Path(d) for d in spec.system_dirs()]
+
+
+def _find_files(directory, parts):
+    """The (images, labels) paths of every part, all in ``directory``, or None."""
+    found = []
+    for part in parts:
+        pair = []
+        for name in _SUBSET_FILES[part]:
+            # Plain first: it is what a user who unpacked the files wants read.
+            candidates = [directory / name, directory / f"{name}.gz"]
+            existing = [path for path in candidates if path.is_file()]
+            if not existing:
+                return None
+            pair.append(existing[0])
+        found.append(tuple(pair))
+    return found
+
+
+def _read_idx_parts(found):
+    X_parts, y_parts = [], []
+    for images_path, labels_path in found:
+        images, labels = load_idx(images_path), load_idx(labels_path)
+        _check_images_labels(images, labels, f"{images_path} and {labels_path}")
+        X_parts.append(_scale_images(images.reshape(len(images), -1)))
+        y_parts.append(labels.astype(np.int64))
+    if len(found) == 1:
+        return X_parts[0], y_parts[0]
+    return np.concatenate(X_parts), np.concatenate(y_parts)
+
+
+def _check_images_labels(images, labels, source):
+    problems = []
+    # Scaling by 255 and casting labels to int64 are only right for uint8.
+    for what, array in (("images", images), ("labels", labels)):
+        if array.dtype != np.uint8:
+            problems.append(f"{what} are {array.dtype}, not uint8")
+    if images.ndim != 3 or images.shape[1:] != _IMAGE_SHAPE:
+        problems.append(f"images have shape {images.shape}, not (n, 28, 28)")
+    if labels.ndim != 1:
+        problems.append(f"labels have shape {labels.shape}, not (n,)")
+    elif len(images) != len(labels):
+        problems.append(f"{len(images)} images but {len(labels)} labels")
+    if labels.size and (labels.min() < 0 or labels.max() >= _N_CLASSES):
+        problems.append(
+            f"labels range from {labels.min()} to {labels.max()}, not 0 to 9"
+        )
+    if problems:
+        raise ValueError(
+            f"{source} are not an MNIST-format data set: {'; '.join(problems)}. "
+            "Check that the files belong together, or download them again."
+        )
+
+
+def _scale_images(pixels):
+    # Dividing in float32 gives the same values whether pixels arrive as uint8
+    # (IDX) or as float64 0-255 (OpenML).
+    return np.asarray(pixels, dtype=np.float32) / np.float32(255)
+
+
+def _not_found_message(spec, subset, searched, reason):
+    needed = sorted(
+        name for part in _SUBSET_PARTS[subset] for name in _SUBSET_FILES[part]
+    )
+    places = [f"  - {d}" for d in searched] or ["  - nowhere: no data_home was given"]
+    return "\n".join(
+        [
+            f"{spec.title} {subset!r} files not found and {reason}. Looked for "
+            f"{', '.join(needed)} (plain or .gz) in:",
+            *places,
+            "To get them:",
+            *[f"  - {line}" for line in spec.how_to_get],
+        ]
+    )
+
+
+def _openml_parser():
+    # The pandas parser reads the 70,000-row dense ARFF several times faster,
+    # but pandas is an optional dependency.
+    return "pandas" if importlib.util.find_spec("pandas") else "liac-arff"
+
+
+def _fetch_openml(spec, subset, data_home, searched):
+    try:
+        bunch = _skdatasets.fetch_openml(
+            spec.openml_name,
+            version=1,
+            as_frame=False,
+            parser=_openml_parser(),
+            data_home=None if data_home is None else os.fspath(data_home),
+        )
+    except OSError as exc:  # URLError, HTTPError, timeouts, a full disk
+        raise FileNotFoundError(
+            _not_found_message(
+                spec, subset, searched, f"the download from OpenML failed ({exc})"
+            )
+        ) from exc
+    data, target = np.asarray(bunch.data), np.asarray(bunch.target)
+    n_total = _N_TRAIN + _N_TEST
+    if data.shape != (n_total, 784) or target.shape != (n_total,):
+        raise ValueError(
+            f"OpenML's {spec.openml_name!r} has data of shape {data.shape} and "
+            f"target of shape {target.shape}, not ({n_total}, 784) and "
+            f"({n_total},). Clear the OpenML cache in data_home and retry."
+        )
+    rows = {
+        "train": slice(None, _N_TRAIN),
+        "test": slice(_N_TRAIN, None),
+        "all": slice(None),
+    }[subset]
+    # OpenML labels are strings such as "7".
+    y = target[rows].astype(np.int64)
+    if y.min() < 0 or y.max() >= _N_CLASSES:
+        raise ValueError(
+            f"OpenML's {spec.openml_name!r} has labels from {y.min()} to "
+            f"{y.max()}, not 0 to 9. Clear the OpenML cache in data_home and retry."
+        )
+    return _scale_images(data[rows]), y

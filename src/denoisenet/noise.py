@@ -1,0 +1,308 @@
+"""Noise transformers that corrupt images reproducibly.
+
+Each class has one definition of its corruption, written in torch:
+:meth:`transform` runs it on numpy arrays (without a copy of the input) and
+:class:`~denoisenet.DenoisingAutoencoder` runs the very same method on the
+torch batches inside its training loop, so the two paths cannot drift apart.
+"""
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from denoisenet._base import (
+    RANDOM_STATE,
+    Domain,
+    as_tensor,
+    check_params,
+    interval,
+    seed_generators,
+    torch_generator,
+)
+
+__all__ = ["GaussianPixelNoise", "MaskingNoise", "SaltAndPepperNoise"]
+
+_FINITE = interval("real")
+
+
+class _PixelNoise(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+    """Shared machinery: validation, random state and the numpy path."""
+
+    _parameter_domains: dict = {}
+
+    def _check_params(self):
+        check_params(self, {**self._parameter_domains, "random_state": RANDOM_STATE})
+
+    def fit(self, X, y=None):
+        """Check the parameters and record the number of features.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Images, one flattened image per row.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : object
+            The transformer.
+        """
+        self._check_params()
+        validate_data(self, X, dtype=[np.float32, np.float64])
+        return self
+
+    def transform(self, X):
+        """Return a corrupted copy of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Images to corrupt; left unchanged.
+
+        Returns
+        -------
+        X_noisy : ndarray of shape (n_samples, n_features)
+            float32 or float64 like ``X``; other input becomes float32.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        if X.strides[0] < 0 or X.strides[1] < 0:
+            X = np.ascontiguousarray(X)
+        generator = torch_generator(seed_generators(self.random_state)[0])
+        return self.corrupt_tensor(as_tensor(X), generator).numpy()
+
+    def corrupt_tensor(self, X, generator=None):
+        """Return a corrupted copy of the tensor ``X`` (the torch path).
+
+        This is the one definition of the corruption: :meth:`transform`
+        calls it, and so does the training loop of
+        :class:`~denoisenet.DenoisingAutoencoder`, fresh for every batch.
+        Needs no fit.
+
+        Parameters
+        ----------
+        X : torch.Tensor of shape (n_samples, n_features)
+            Floating-point images; left unchanged.
+        generator : torch.Generator, default=None
+            Source of randomness, on the same device as ``X``; None uses
+            torch's global generator.
+
+        Returns
+        -------
+        X_noisy : torch.Tensor
+            Same shape, dtype and device as ``X``.
+        """
+        raise NotImplementedError
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+
+def _draw(kind, X, generator):
+    out = torch.empty_like(X, memory_format=torch.contiguous_format)
+    if kind == "normal":
+        return out.normal_(generator=generator)
+    return out.uniform_(generator=generator)
+
+
+class GaussianPixelNoise(_PixelNoise):
+    """Add Gaussian noise to every pixel, then clip.
+
+    Each pixel gets independent noise drawn from N(0, ``std``\\ :sup:`2`);
+    the result is clipped to ``clip``.
+
+    Parameters
+    ----------
+    std : float, default=0.2
+        Standard deviation of the noise, in the units of the data (for
+        pixels in [0, 1], 0.2 is clearly visible, 0.5 is heavy).
+    clip : tuple of (float, float) or None, default=(0.0, 1.0)
+        Bounds that the noisy pixels are clipped to; None does not clip.
+    random_state : int, RandomState instance, Generator or None, default=None
+        None draws fresh noise on every call; an int draws the same noise
+        for the same input on every call (so ``fit_transform`` equals
+        ``transform`` and a Pipeline is reproducible); a ``RandomState`` or
+        ``Generator`` instance advances with every call.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during :term:`fit`, when ``X`` has feature
+        names that are all strings.
+
+    See Also
+    --------
+    SaltAndPepperNoise : Set random pixels to black or white.
+    MaskingNoise : Set random pixels to a constant.
+    DenoisingAutoencoder : Learns to remove such noise.
+
+    Notes
+    -----
+    Noise is drawn per position (row and column) of ``X``: the same seed
+    corrupts the pixel in row ``i`` the same way whatever the other rows
+    are, but a shuffled or sliced ``X`` gets different noise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from denoisenet import GaussianPixelNoise
+    >>> X = np.full((2, 4), 0.5, dtype=np.float32)
+    >>> noisy = GaussianPixelNoise(std=0.1, random_state=0).fit_transform(X)
+    >>> noisy.shape, noisy.dtype
+    ((2, 4), dtype('float32'))
+    >>> bool(((noisy >= 0) & (noisy <= 1)).all())
+    True
+    """
+
+    _parameter_domains = {
+        "std": interval("real", 0, None),
+        "clip": Domain(
+            "None or a pair (low, high) of floats with low <= high",
+            lambda v: (
+                v is None
+                or (
+                    isinstance(v, (tuple, list))
+                    and len(v) == 2
+                    and all(_FINITE.accepts(b) for b in v)
+                    and v[0] <= v[1]
+                )
+            ),
+        ),
+    }
+
+    def __init__(self, std=0.2, *, clip=(0.0, 1.0), random_state=None):
+        self.std = std
+        self.clip = clip
+        self.random_state = random_state
+
+    def corrupt_tensor(self, X, generator=None):
+        noisy = _draw("normal", X, generator).mul_(self.std).add_(X)
+        if self.clip is not None:
+            noisy.clamp_(float(self.clip[0]), float(self.clip[1]))
+        return noisy
+
+
+class SaltAndPepperNoise(_PixelNoise):
+    """Set a random fraction of the pixels to ``low`` or ``high``.
+
+    Each pixel is independently replaced with probability ``amount``, by
+    ``low`` ("pepper") or ``high`` ("salt") with equal odds.
+
+    Parameters
+    ----------
+    amount : float, default=0.1
+        Probability, in [0, 1], that a pixel is replaced.
+    low : float, default=0.0
+        Value of the pepper pixels.
+    high : float, default=1.0
+        Value of the salt pixels.
+    random_state : int, RandomState instance, Generator or None, default=None
+        As in :class:`GaussianPixelNoise`.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during :term:`fit`, when ``X`` has feature
+        names that are all strings.
+
+    See Also
+    --------
+    GaussianPixelNoise : Add Gaussian noise to every pixel.
+    MaskingNoise : Set random pixels to a constant.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from denoisenet import SaltAndPepperNoise
+    >>> X = np.full((100, 100), 0.5)
+    >>> noisy = SaltAndPepperNoise(amount=0.2, random_state=0).fit_transform(X)
+    >>> sorted(np.unique(noisy).tolist())
+    [0.0, 0.5, 1.0]
+    >>> round(float((noisy != 0.5).mean()), 1)
+    0.2
+    """
+
+    _parameter_domains = {
+        "amount": interval("real", 0, 1),
+        "low": _FINITE,
+        "high": _FINITE,
+    }
+
+    def __init__(self, amount=0.1, *, low=0.0, high=1.0, random_state=None):
+        self.amount = amount
+        self.low = low
+        self.high = high
+        self.random_state = random_state
+
+    def corrupt_tensor(self, X, generator=None):
+        u = _draw("uniform", X, generator)
+        # One uniform draw decides both whether and how a pixel is replaced:
+        # u < amount / 2 gives pepper, amount / 2 <= u < amount gives salt.
+        noisy = X.masked_fill(u < self.amount, float(self.high))
+        return noisy.masked_fill_(u < self.amount / 2, float(self.low))
+
+
+class MaskingNoise(_PixelNoise):
+    """Set a random fraction of the pixels to a constant.
+
+    The masking corruption of Vincent et al. (2010): each pixel is
+    independently replaced by ``value`` with probability ``fraction``.
+
+    Parameters
+    ----------
+    fraction : float, default=0.25
+        Probability, in [0, 1], that a pixel is masked.
+    value : float, default=0.0
+        Value of the masked pixels.
+    random_state : int, RandomState instance, Generator or None, default=None
+        As in :class:`GaussianPixelNoise`.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during :term:`fit`, when ``X`` has feature
+        names that are all strings.
+
+    See Also
+    --------
+    GaussianPixelNoise : Add Gaussian noise to every pixel.
+    SaltAndPepperNoise : Set random pixels to black or white.
+
+    References
+    ----------
+    P. Vincent, H. Larochelle, I. Lajoie, Y. Bengio and P.-A. Manzagol,
+    "Stacked denoising autoencoders", JMLR 11 (2010).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from denoisenet import MaskingNoise
+    >>> X = np.ones((100, 100), dtype=np.float32)
+    >>> noisy = MaskingNoise(fraction=0.25, random_state=0).fit_transform(X)
+    >>> round(float((noisy == 0).mean()), 2)
+    0.25
+    """
+
+    _parameter_domains = {
+        "fraction": interval("real", 0, 1),
+        "value": _FINITE,
+    }
+
+    def __init__(self, fraction=0.25, *, value=0.0, random_state=None):
+        self.fraction = fraction
+        self.value = value
+        self.random_state = random_state
+
+    def corrupt_tensor(self, X, generator=None):
+        u = _draw("uniform", X, generator)
+        return X.masked_fill(u < self.fraction, float(self.value))
