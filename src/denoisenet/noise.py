@@ -109,6 +109,12 @@ def _draw(kind, X, generator):
     return out.uniform_(generator=generator)
 
 
+def _scalar(value, X):
+    # A 0-d tensor in X's dtype: a bound beyond float32's range (1e300 on
+    # float32 images, say) saturates to infinity instead of raising.
+    return torch.tensor(float(value), dtype=X.dtype, device=X.device)
+
+
 class GaussianPixelNoise(_PixelNoise):
     """Add Gaussian noise to every pixel, then clip.
 
@@ -184,7 +190,7 @@ class GaussianPixelNoise(_PixelNoise):
     def corrupt_tensor(self, X, generator=None):
         noisy = _draw("normal", X, generator).mul_(self.std).add_(X)
         if self.clip is not None:
-            noisy.clamp_(float(self.clip[0]), float(self.clip[1]))
+            noisy.clamp_(_scalar(self.clip[0], X), _scalar(self.clip[1], X))
         return noisy
 
 
@@ -246,8 +252,8 @@ class SaltAndPepperNoise(_PixelNoise):
         u = _draw("uniform", X, generator)
         # One uniform draw decides both whether and how a pixel is replaced:
         # u < amount / 2 gives pepper, amount / 2 <= u < amount gives salt.
-        noisy = X.masked_fill(u < self.amount, float(self.high))
-        return noisy.masked_fill_(u < self.amount / 2, float(self.low))
+        noisy = X.masked_fill(u < self.amount, _scalar(self.high, X))
+        return noisy.masked_fill_(u < self.amount / 2, _scalar(self.low, X))
 
 
 class MaskingNoise(_PixelNoise):
@@ -305,4 +311,4 @@ class MaskingNoise(_PixelNoise):
 
     def corrupt_tensor(self, X, generator=None):
         u = _draw("uniform", X, generator)
-        return X.masked_fill(u < self.fraction, float(self.value))
+        return X.masked_fill(u < self.fraction, _scalar(self.value, X))

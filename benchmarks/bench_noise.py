@@ -1,0 +1,126 @@
+"""How fast the noise transformers corrupt a data set, against numpy's draw.
+
+The anchor (a) is the cost of drawing one float32 standard normal per pixel
+with numpy, ``np.random.default_rng().standard_normal(shape, dtype=np.float32)``:
+no noise transformer can do much better, since each must draw at least that
+much randomness. Then (b) ``GaussianPixelNoise(std=0.3, random_state=0)``,
+``SaltAndPepperNoise`` and ``MaskingNoise`` each run ``fit_transform`` on the
+same images (validation, the draw, the arithmetic and the output array).
+
+The data are Fashion-MNIST's 60,000 training images (784 float32 pixels
+each) read from the local IDX files through
+``denoisenet.datasets.load_fashion_mnist("train", download=False)``; where
+those are missing, random uniform float32 data of the same shape stand in,
+and the script says so.
+
+Each case runs ``--repeat`` times, interleaved (a, b, c, d, a, b, c, d, ...)
+so that drift in the machine's speed hits every case alike, after one untimed
+warm-up round; the table reports the best time of each and its ratio to (a).
+The target is GaussianPixelNoise at most 2.0 times numpy's draw.
+
+Run it from the repository root::
+
+    python benchmarks/bench_noise.py
+    python benchmarks/bench_noise.py --n-samples 10000 --repeat 9
+"""
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+
+from denoisenet import GaussianPixelNoise, MaskingNoise, SaltAndPepperNoise
+from denoisenet.datasets import load_fashion_mnist
+
+N_FEATURES = 784
+TARGET_RATIO = 2.0
+
+
+def load_images(n_samples):
+    """The first ``n_samples`` Fashion-MNIST training images, or a stand-in."""
+    try:
+        X, _ = load_fashion_mnist("train", download=False)
+    except (FileNotFoundError, ValueError) as exc:
+        why = "not found locally" if isinstance(exc, FileNotFoundError) else exc
+        print(f"Fashion-MNIST's training images not available ({why})")
+        print(f"data: random uniform float32 stand-in of shape ({n_samples}, 784)")
+        rng = np.random.default_rng(0)
+        return rng.random((n_samples, N_FEATURES), dtype=np.float32)
+    if n_samples > X.shape[0]:
+        print(f"Fashion-MNIST has {X.shape[0]} training images; using them all")
+    X = np.ascontiguousarray(X[:n_samples])
+    print(f"data: Fashion-MNIST training images, shape {X.shape}, {X.dtype}")
+    return X
+
+
+def cases(X):
+    """The measured calls, the anchor first."""
+    shape = X.shape
+    return {
+        "(a) numpy standard_normal": lambda: np.random.default_rng().standard_normal(
+            shape, dtype=np.float32
+        ),
+        "(b) GaussianPixelNoise(std=0.3)": lambda: GaussianPixelNoise(
+            std=0.3, random_state=0
+        ).fit_transform(X),
+        "(c) SaltAndPepperNoise(amount=0.1)": lambda: SaltAndPepperNoise(
+            amount=0.1, random_state=0
+        ).fit_transform(X),
+        "(d) MaskingNoise(fraction=0.25)": lambda: MaskingNoise(
+            fraction=0.25, random_state=0
+        ).fit_transform(X),
+    }
+
+
+def measure(calls, repeat):
+    """Best-of-``repeat`` seconds per call, measured interleaved."""
+    for call in calls.values():  # warm-up: allocator, thread pools, caches
+        call()
+    times = {name: [] for name in calls}
+    for _ in range(repeat):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def report(times):
+    names = list(times)
+    anchor = min(times[names[0]])
+    width = max(len(name) for name in names)
+    print(f"{'case':<{width}}  {'best s':>8}  {'median s':>8}  {'ratio':>6}")
+    for name in names:
+        best, median = min(times[name]), float(np.median(times[name]))
+        print(f"{name:<{width}}  {best:8.4f}  {median:8.4f}  {best / anchor:5.2f}x")
+    ratio = min(times[names[1]]) / anchor
+    verdict = "MET" if ratio <= TARGET_RATIO else "NOT MET"
+    print(
+        f"target: GaussianPixelNoise <= {TARGET_RATIO}x numpy's draw: {verdict} "
+        f"({ratio:.2f}x)"
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-samples", type=int, default=60000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args(argv)
+    if args.n_samples < 1 or args.repeat < 1:
+        parser.error("--n-samples and --repeat must be positive")
+
+    print(
+        f"python {platform.python_version()}, numpy {np.__version__}, "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"{os.cpu_count()} CPUs"
+    )
+    X = load_images(args.n_samples)
+    print(f"best of {args.repeat}, interleaved, after one warm-up round")
+    report(measure(cases(X), args.repeat))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Fixtures shared by the test modules."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    # The test machines have two cores shared with other jobs. torch's
+    # OpenMP threads then spin against each other and against those jobs,
+    # and the tiny networks of the tests train over ten times slower.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def _digits_data():
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    X.flags.writeable = False
+    y.flags.writeable = False
+    return X, y
+
+
+@pytest.fixture
+def digits(_digits_data):
+    """All 1797 digits scaled to [0, 1] (float64) and their labels."""
+    X, y = _digits_data
+    return X.copy(), y.copy()
+
+
+@pytest.fixture
+def small_digits(_digits_data):
+    """The first 200 digits (every class present), scaled to [0, 1]."""
+    X, y = _digits_data
+    return X[:200].copy(), y[:200].copy()
+
+
+def fitted_attributes(estimator):
+    """Names of the learned attributes (ending in ``_``) of ``estimator``."""
+    return sorted(
+        name
+        for name in vars(estimator)
+        if name.endswith("_") and not name.startswith("__")
+    )
+
+
+def state_dicts_equal(a, b):
+    """True when two modules' state dicts hold bit-identical tensors."""
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def global_random_state():
+    """numpy's and torch's global random state, as comparable values."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002
+    return (name, keys.copy(), pos, has_gauss, cached), torch.random.get_rng_state()
+
+
+def assert_same_global_random_state(before, after):
+    (np_before, torch_before), (np_after, torch_after) = before, after
+    assert np_before[0] == np_after[0]
+    np.testing.assert_array_equal(np_before[1], np_after[1])
+    assert np_before[2:] == np_after[2:]
+    assert torch.equal(torch_before, torch_after)
+
+
+@pytest.fixture(scope="session")
+def helpers():
+    """The assertion helpers above, for test modules (conftest is no module
+    to import from)."""
+    return SimpleNamespace(
+        fitted_attributes=fitted_attributes,
+        state_dicts_equal=state_dicts_equal,
+        global_random_state=global_random_state,
+        assert_same_global_random_state=assert_same_global_random_state,
+    )
