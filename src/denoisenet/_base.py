@@ -7,10 +7,12 @@ few pieces we need are written out here. Messages follow scikit-learn's form:
 instead.``
 """
 
+import contextlib
 import copy
 import io
 import numbers
 import re
+import threading
 import warnings
 
 import numpy as np
@@ -246,6 +248,50 @@ def layer_sizes(hidden_layer_sizes):
     return tuple(int(s) for s in hidden_layer_sizes)
 
 
+_budget_lock = threading.Lock()
+_budget_local = threading.local()
+_budget_holders = 0  # worker threads inside thread_budget() now
+_budget_saved = 1  # torch's thread count when the first of them entered
+
+
+@contextlib.contextmanager
+def thread_budget():
+    """Use one torch thread per worker thread, as joblib's processes do.
+
+    torch's intra-op thread count is per thread. In the threading backend
+    of joblib (or any thread pool) every worker would otherwise start as
+    many OpenMP threads as there are cores, and OpenMP's spin-waiting makes
+    the oversubscribed workers many times slower than one worker. joblib's
+    process workers already get ``OMP_NUM_THREADS=1`` worth of threads; this
+    gives threads the same budget. The main thread is left alone.
+
+    ``torch.set_num_threads`` also sets the process-wide count that every
+    thread takes on at its first parallel call (the main thread too, if it
+    has not run torch yet). Overlapping workers that each restored what they
+    saw on entry could leave that count at one (a worker that entered while
+    another held the budget saw one), so the first worker in saves it and
+    the last one out restores it.
+    """
+    global _budget_holders, _budget_saved
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main or getattr(_budget_local, "inside", False):
+        yield
+        return
+    with _budget_lock:
+        if _budget_holders == 0:
+            _budget_saved = torch.get_num_threads()
+        _budget_holders += 1
+        torch.set_num_threads(1)
+    _budget_local.inside = True
+    try:
+        yield
+    finally:
+        _budget_local.inside = False
+        with _budget_lock:
+            _budget_holders -= 1
+            torch.set_num_threads(_budget_saved)
+
+
 def _state_to_bytes(state):
     buffer = io.BytesIO()
     torch.save(state, buffer)
@@ -316,7 +362,8 @@ class NeuralEstimatorBase(BaseEstimator):
         # the commit below write attributes, so they are rolled back together.
         before = self.__dict__.copy()
         try:
-            return self._fit_unguarded(X, y, incremental, sample_weight, classes)
+            with thread_budget():
+                return self._fit_unguarded(X, y, incremental, sample_weight, classes)
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(before)
@@ -339,10 +386,19 @@ class NeuralEstimatorBase(BaseEstimator):
         module = self._module(reuse, init_seed, device)
         batch_size = self._batch_size(len(data.indices))
         optimizer = _training.make_optimizer(
-            module, self.learning_rate_init, self.alpha, batch_size
+            module, self.learning_rate_init, self.alpha, self._penalty_rows(data)
         )
         if reuse:
-            optimizer.load_state_dict(self._optimizer_state)
+            # Adam's moments carry over but its hyperparameters are today's,
+            # so that set_params between fits takes effect; the moments are
+            # copied because Adam updates them in place, and a failed fit
+            # must leave the stored state as it was.
+            optimizer.load_state_dict(
+                {
+                    "state": copy.deepcopy(self._optimizer_state["state"]),
+                    "param_groups": optimizer.state_dict()["param_groups"],
+                }
+            )
         history = self._history(reuse, early_stopping)
         schedule = _training.Schedule(
             batch_size=batch_size,
@@ -370,6 +426,20 @@ class NeuralEstimatorBase(BaseEstimator):
         )
         self._commit(module.eval(), optimizer, history)
         return self
+
+    def _penalty_rows(self, data):
+        """What scikit-learn's MLP divides the L2 penalty by, per batch.
+
+        It is the sum of the sample weights in a batch (the number of rows
+        without weights), so that a weight of 2 acts like a repeated row;
+        with weights, their mean over the training rows stands in for every
+        batch's own.
+        """
+        rows = self._batch_size(len(data.indices))
+        if data.weights is None:
+            return rows
+        mean = float(data.weights[data.indices].mean())
+        return rows * mean if mean > 0 else rows
 
     def _training_data(self, X, targets, weights, early_stopping, seed):
         X_t = self._scaled_tensor(X)
@@ -401,8 +471,15 @@ class NeuralEstimatorBase(BaseEstimator):
         return init_parameters(module, torch_generator(seed)).to(device)
 
     def _history(self, reuse, early_stopping):
-        if not reuse or (self.validation_scores_ is not None) != early_stopping:
+        if not reuse:
             return _training.History.start(early_stopping)
+        if (self.validation_scores_ is not None) != early_stopping:
+            # Early stopping switched on or off (partial_fit never uses it):
+            # the best epoch is tracked afresh, but the epochs still count.
+            history = _training.History.start(early_stopping)
+            history.loss_curve = list(self.loss_curve_)
+            history.n_iter = self.n_iter_
+            return history
         return _training.History(
             loss_curve=list(self.loss_curve_),
             validation_scores=(
@@ -456,7 +533,7 @@ class NeuralEstimatorBase(BaseEstimator):
         device = next(module.parameters()).device
         out = np.empty((X.shape[0], n_outputs), dtype=dtype)
         step = self._inference_batch_size
-        with torch.inference_mode():
+        with torch.inference_mode(), thread_budget():
             for start in range(0, X.shape[0], step):
                 rows = X[start : start + step]
                 batch = self._scaled_tensor(rows) if scale else _float32_tensor(rows)

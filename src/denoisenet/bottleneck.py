@@ -7,20 +7,50 @@ from sklearn.base import ClassifierMixin, TransformerMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from denoisenet._base import NeuralEstimatorBase, layer_sizes
+from denoisenet._base import NeuralEstimatorBase, interval, layer_sizes
 from denoisenet._networks import BottleneckNetwork
 from denoisenet._training import Objective
 
 __all__ = ["BottleneckClassifier"]
 
 
-def _cross_entropy(module, inputs, targets, weights):
+def _cross_entropy(logits, targets, weights):
     if weights is None:
-        return torch.nn.functional.cross_entropy(module(inputs), targets)
-    losses = torch.nn.functional.cross_entropy(
-        module(inputs), targets, reduction="none"
-    )
+        return torch.nn.functional.cross_entropy(logits, targets)
+    losses = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
     return (losses * weights).sum() / weights.sum().clamp_min(1e-12)
+
+
+def _squared_distances(x):
+    sq = (x * x).sum(1)
+    return (sq[:, None] + sq[None, :] - 2 * x @ x.T).clamp_min(0)
+
+
+def _input_affinities(x, n_neighbors):
+    """Symmetric k-nearest-neighbour affinities of the rows of a batch.
+
+    Uniform weights on each row's nearest neighbours in the batch, as in
+    t-SNE on a kNN graph: a fraction of the cost of calibrating Gaussian
+    bandwidths to a perplexity, with maps of the same quality.
+    """
+    n = x.shape[0]
+    k = min(n_neighbors, n - 1)
+    with torch.no_grad():
+        d = _squared_distances(x)
+        d.fill_diagonal_(float("inf"))
+        nearest = d.topk(k, dim=1, largest=False).indices
+        p = torch.zeros_like(d).scatter_(1, nearest, 1.0 / k)
+        return (p + p.T) / (2 * n)
+
+
+def _neighbor_loss(x, z, n_neighbors):
+    """Parametric t-SNE: KL divergence between input and code affinities."""
+    p = _input_affinities(x, n_neighbors)
+    log_kernel = -torch.log1p(_squared_distances(z))
+    n = z.shape[0]
+    # The diagonal holds exp(0) = 1 for every row; Q excludes it.
+    log_norm = torch.log((torch.exp(log_kernel).sum() - n).clamp_min(1e-12))
+    return -(p * (log_kernel - log_norm)).sum() + torch.special.xlogy(p, p).sum()
 
 
 def _accuracy(module, X_val, targets_val):
@@ -137,6 +167,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
 
     _network = BottleneckNetwork
     _stratify = True
+    _extra_domains = {"neighbor_weight": interval("real", 0, None)}
 
     def __init__(
         self,
@@ -147,6 +178,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         batch_size="auto",
         learning_rate_init=1e-3,
         max_iter=30,
+        neighbor_weight=0.0,
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
@@ -163,6 +195,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
         self.max_iter = max_iter
+        self.neighbor_weight = neighbor_weight
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
@@ -240,7 +273,16 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         }
 
     def _objective(self, seed):
-        return Objective(_cross_entropy, None, _accuracy)
+        weight = self.neighbor_weight
+
+        def loss(module, inputs, targets, weights):
+            codes = module.encode(inputs)
+            value = _cross_entropy(module.head(codes), targets, weights)
+            if weight > 0 and inputs.shape[0] > 3:
+                value = value + weight * _neighbor_loss(inputs, codes, 10)
+            return value
+
+        return Objective(loss, None, _accuracy)
 
     # -- public methods ----------------------------------------------------
 

@@ -1,0 +1,726 @@
+"""Tests for BottleneckClassifier.
+
+scikit-learn's conformance suite runs in test_common.py; these tests cover
+what it does not: reproducibility, persistence, failure handling, the
+training controls, labels, sample weights, the bottleneck map and model
+selection beside scikit-learn's own classifiers.
+"""
+
+import copy
+import io
+import pickle
+import re
+import warnings
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.datasets import make_classification
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
+from sklearn.neural_network import MLPClassifier
+
+import denoisenet._training
+from denoisenet import BottleneckClassifier
+from denoisenet._training import NonFiniteLossError
+
+# Most fits below stop at a small max_iter on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+def make_clf(**params):
+    defaults = {
+        "hidden_layer_sizes": (32, 2, 16),
+        "max_iter": 5,
+        "learning_rate_init": 0.01,
+        "random_state": 0,
+    }
+    return BottleneckClassifier(**{**defaults, **params})
+
+
+@pytest.fixture
+def data():
+    """150 samples, 3 classes, 10 features."""
+    X, y = make_classification(
+        150,
+        10,
+        n_informative=5,
+        n_classes=3,
+        n_clusters_per_class=1,
+        class_sep=2.0,
+        random_state=0,
+    )
+    return X, y
+
+
+def interrupt_on_call(monkeypatch, n):
+    """Make the n-th call of run_epoch raise KeyboardInterrupt."""
+    original = denoisenet._training.run_epoch
+    calls = []
+
+    def run_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(denoisenet._training, "run_epoch", run_epoch)
+
+
+def spy_on_validation(monkeypatch):
+    """Record (score, weights, data, objective) of every validation in fit."""
+    original = denoisenet._training._validate
+    seen = []
+
+    def validate(module, objective, data):
+        score = original(module, objective, data)
+        seen.append((score, copy.deepcopy(module.state_dict()), data, objective))
+        return score
+
+    monkeypatch.setattr(denoisenet._training, "_validate", validate)
+    return seen
+
+
+# -- reproducibility -----------------------------------------------------------
+
+
+def test_same_int_seed_gives_bit_identical_fits(data, helpers):
+    X, y = data
+    a = make_clf(early_stopping=True, max_iter=8).fit(X, y)
+    b = make_clf(early_stopping=True, max_iter=8).fit(X, y)
+    assert helpers.state_dicts_equal(a.module_, b.module_)
+    assert a.loss_curve_ == b.loss_curve_
+    assert a.validation_scores_ == b.validation_scores_
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    np.testing.assert_array_equal(a.transform(X), b.transform(X))
+
+
+def test_different_seeds_give_different_weights(data):
+    X, y = data
+    a = make_clf(random_state=0).fit(X, y)
+    b = make_clf(random_state=1).fit(X, y)
+    state_a, state_b = a.module_.state_dict(), b.module_.state_dict()
+    weights = [k for k in state_a if k.endswith("weight")]
+    assert not any(torch.equal(state_a[k], state_b[k]) for k in weights)
+    assert not np.allclose(a.predict_proba(X), b.predict_proba(X))
+
+
+@pytest.mark.parametrize("random_state", [0, None])
+def test_fit_and_methods_leave_global_random_state_alone(data, helpers, random_state):
+    X, y = data
+    np.random.seed(12345)  # noqa: NPY002 (the global state is the subject)
+    torch.manual_seed(12345)
+    before = helpers.global_random_state()
+    clf = make_clf(random_state=random_state, early_stopping=True, max_iter=3)
+    clf.fit(X, y)
+    clf.partial_fit(X, y)
+    clf.predict_proba(X)
+    clf.transform(X)
+    clf.score(X, y)
+    helpers.assert_same_global_random_state(before, helpers.global_random_state())
+
+
+# -- persistence ---------------------------------------------------------------
+
+
+def test_pickle_and_joblib_round_trips_are_bit_identical(data, helpers, tmp_path):
+    X, y = data
+    y = np.array(["ant", "bee", "cat"])[y]
+    clf = make_clf().fit(X, y)
+    path = tmp_path / "clf.joblib"
+    joblib.dump(clf, path)
+    for restored in (pickle.loads(pickle.dumps(clf)), joblib.load(path)):
+        assert helpers.state_dicts_equal(restored.module_, clf.module_)
+        np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
+        np.testing.assert_array_equal(restored.transform(X), clf.transform(X))
+        np.testing.assert_array_equal(restored.predict(X), clf.predict(X))
+        np.testing.assert_array_equal(restored.classes_, clf.classes_)
+
+
+def test_pickled_state_holds_tensors_not_torch_modules(data):
+    X, y = data
+    clf = make_clf().fit(X, y)
+    state = clf.__getstate__()
+    assert isinstance(state["module_"], bytes)
+    weights = torch.load(io.BytesIO(state["module_"]), weights_only=True)
+    for name, tensor in clf.module_.state_dict().items():
+        assert torch.equal(weights[name], tensor)
+    torch.load(io.BytesIO(state["_optimizer_state"]), weights_only=True)
+    pickled = pickle.dumps(clf)
+    assert b"torch.nn.modules" not in pickled
+    assert b"denoisenet._networks" not in pickled
+
+
+def test_unpickled_estimator_keeps_working(data):
+    X, y = data
+    clf = make_clf().fit(X, y)
+    restored = pickle.loads(pickle.dumps(clf)).set_params(device="cpu")
+    np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
+    restored.partial_fit(X, y)
+    clf.partial_fit(X, y)
+    assert restored.n_iter_ == clf.n_iter_ == 6
+    np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
+
+
+def test_clone_gives_an_unfitted_estimator_with_the_same_params(data, helpers):
+    X, y = data
+    clf = make_clf(alpha=0.01, batch_size=32).fit(X, y)
+    copy_ = clone(clf)
+    assert helpers.fitted_attributes(copy_) == []
+    assert copy_.get_params() == clf.get_params()
+    np.testing.assert_array_equal(
+        copy_.fit(X, y).predict_proba(X), clf.fit(X, y).predict_proba(X)
+    )
+
+
+# -- bad input -----------------------------------------------------------------
+
+
+def _bad_inputs():
+    X, _ = make_classification(20, 10, random_state=0)
+    nan, inf = X.copy(), X.copy()
+    nan[3, 5] = np.nan
+    inf[4, 6] = -np.inf
+    return [
+        pytest.param(nan, "Input X contains NaN", id="nan"),
+        pytest.param(inf, "Input X contains infinity", id="inf"),
+        pytest.param(X[:0], "0 sample", id="empty"),
+        pytest.param(X[0], "Expected 2D array", id="1d"),
+    ]
+
+
+@pytest.mark.parametrize(("X_bad", "message"), _bad_inputs())
+def test_fit_rejects_bad_input(X_bad, message, helpers):
+    y = np.arange(len(X_bad)) % 2 if X_bad.ndim == 2 else np.array([0, 1])
+    clf = make_clf()
+    with pytest.raises(ValueError, match=message):
+        clf.fit(X_bad, y)
+    assert helpers.fitted_attributes(clf) == []
+
+
+@pytest.mark.parametrize(("X_bad", "message"), _bad_inputs())
+@pytest.mark.parametrize(
+    "method", ["predict", "predict_proba", "predict_log_proba", "transform"]
+)
+def test_methods_reject_bad_input(data, X_bad, message, method):
+    X, y = data
+    clf = make_clf(max_iter=1).fit(X, y)
+    with pytest.raises(ValueError, match=message):
+        getattr(clf, method)(X_bad)
+
+
+@pytest.mark.parametrize(
+    "method", ["predict", "predict_proba", "transform", "score", "partial_fit"]
+)
+def test_methods_reject_a_different_number_of_features(data, method):
+    X, y = data
+    clf = make_clf(max_iter=1).fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        if method in ("score", "partial_fit"):
+            getattr(clf, method)(X[:, :4], y)
+        else:
+            getattr(clf, method)(X[:, :4])
+    assert clf.n_iter_ == 1
+
+
+INVALID_PARAMS = [
+    ("hidden_layer_sizes", 0),
+    ("hidden_layer_sizes", ()),
+    ("hidden_layer_sizes", (-1,)),
+    ("hidden_layer_sizes", "a"),
+    ("hidden_layer_sizes", (4, True)),
+    ("activation", "foo"),
+    ("alpha", -1),
+    ("batch_size", 0),
+    ("learning_rate_init", 0),
+    ("learning_rate_init", -1),
+    ("max_iter", 0),
+    ("validation_fraction", 0),
+    ("validation_fraction", 1),
+    ("validation_fraction", 1.5),
+    ("n_iter_no_change", 0),
+    ("tol", -1),
+    ("verbose", -1),
+    ("warm_start", "no"),
+    ("device", "tpu"),
+    ("device", "cuda:x"),
+    ("random_state", "seed"),
+    ("random_state", 2**32),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), INVALID_PARAMS)
+def test_invalid_parameter_is_named_at_fit(data, helpers, name, value):
+    X, y = data
+    clf = make_clf(**{name: value})
+    got = re.escape(repr(value))
+    pattern = f"'{name}' parameter of BottleneckClassifier.*Got {got} instead"
+    with pytest.raises(ValueError, match=pattern):
+        clf.fit(X, y)
+    with pytest.raises(ValueError, match=pattern):
+        clf.partial_fit(X, y, classes=[0, 1, 2])
+    assert helpers.fitted_attributes(clf) == []
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_cuda_is_an_error(data, helpers):
+    X, y = data
+    clf = make_clf(device="cuda")
+    with pytest.raises(ValueError, match="CUDA"):
+        clf.fit(X, y)
+    assert helpers.fitted_attributes(clf) == []
+
+
+def test_single_class_is_an_error(data, helpers):
+    X, _ = data
+    clf = make_clf()
+    with pytest.raises(ValueError, match="class"):
+        clf.fit(X, np.full(len(X), "only"))
+    assert helpers.fitted_attributes(clf) == []
+
+
+def test_continuous_targets_are_an_error(data):
+    X, _ = data
+    with pytest.raises(ValueError, match="Unknown label type"):
+        make_clf().fit(X, np.linspace(0, 1, len(X)))
+
+
+# -- inputs are left alone -----------------------------------------------------
+
+
+def test_inputs_are_never_modified(data):
+    X, y = data
+    X = (X - X.min()) / (X.max() - X.min())
+    X = X.astype(np.float32)  # in [0, 1]: shared with torch, not copied
+    weights = np.linspace(0.5, 2.0, len(y))
+    originals = X.copy(), y.copy(), weights.copy()
+    clf = make_clf(max_iter=2, early_stopping=True)
+    clf.fit(X, y, sample_weight=weights)
+    clf.partial_fit(X, y, sample_weight=weights)
+    clf.predict(X)
+    clf.predict_proba(X)
+    clf.transform(X)
+    clf.score(X, y, sample_weight=weights)
+    for array, original in zip((X, y, weights), originals, strict=True):
+        np.testing.assert_array_equal(array, original)
+
+
+# -- non-finite loss -----------------------------------------------------------
+
+
+def test_non_finite_loss_raises_and_leaves_the_estimator_unfitted(data, helpers):
+    X, y = data
+    clf = make_clf(learning_rate_init=1e30)
+    with pytest.raises(NonFiniteLossError, match="smaller learning_rate_init"):
+        clf.fit(X, y)
+    assert vars(clf).keys() == clf.get_params(deep=False).keys()
+
+
+def test_non_finite_loss_in_a_warm_refit_keeps_the_previous_fit(data, helpers):
+    X, y = data
+    clf = make_clf(max_iter=3).fit(X, y)
+    twin = pickle.loads(pickle.dumps(clf))
+    module_before = copy.deepcopy(clf.module_)
+    attributes = helpers.fitted_attributes(clf)
+    clf.set_params(warm_start=True, learning_rate_init=1e30)
+    with pytest.raises(NonFiniteLossError):
+        clf.fit(X, y)
+    assert helpers.state_dicts_equal(clf.module_, module_before)
+    assert clf.n_iter_ == 3
+    assert len(clf.loss_curve_) == 3
+    assert helpers.fitted_attributes(clf) == attributes
+    np.testing.assert_array_equal(clf.predict_proba(X), twin.predict_proba(X))
+    clf.set_params(learning_rate_init=0.01)
+    clf.partial_fit(X, y)
+    twin.partial_fit(X, y)
+    assert helpers.state_dicts_equal(clf.module_, twin.module_)
+
+
+# -- interrupts ----------------------------------------------------------------
+
+
+def test_keyboard_interrupt_keeps_the_last_completed_epoch(data, helpers, monkeypatch):
+    X, y = data
+    interrupt_on_call(monkeypatch, 3)
+    clf = make_clf(max_iter=10)
+    with pytest.warns(UserWarning, match="interrupted"):
+        clf.fit(X, y)
+    assert clf.n_iter_ == 2
+    assert len(clf.loss_curve_) == 2
+    monkeypatch.undo()
+    two_epochs = make_clf(max_iter=2).fit(X, y)
+    assert helpers.state_dicts_equal(clf.module_, two_epochs.module_)
+    np.testing.assert_array_equal(clf.predict(X), two_epochs.predict(X))
+    clf.partial_fit(X, y)
+    assert clf.n_iter_ == 3
+
+
+def test_keyboard_interrupt_with_early_stopping_keeps_the_best_epoch(
+    data, helpers, monkeypatch
+):
+    X, y = data
+    seen = spy_on_validation(monkeypatch)
+    interrupt_on_call(monkeypatch, 4)
+    clf = make_clf(early_stopping=True, max_iter=10)
+    with pytest.warns(UserWarning, match="interrupted"):
+        clf.fit(X, y)
+    assert clf.n_iter_ == 3
+    scores = [s for s, *_ in seen]
+    best = scores.index(max(scores))
+    assert all(
+        torch.equal(seen[best][1][k], v) for k, v in clf.module_.state_dict().items()
+    )
+
+
+def test_keyboard_interrupt_in_the_first_epoch_reraises(data, helpers, monkeypatch):
+    X, y = data
+    interrupt_on_call(monkeypatch, 1)
+    clf = make_clf()
+    with pytest.raises(KeyboardInterrupt):
+        clf.fit(X, y)
+    assert vars(clf).keys() == clf.get_params(deep=False).keys()
+    interrupt_on_call(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        clf.partial_fit(X, y, classes=[0, 1, 2])
+    assert helpers.fitted_attributes(clf) == []
+
+
+# -- stopping ------------------------------------------------------------------
+
+
+def test_convergence_warning_when_max_iter_ends_training(data):
+    X, y = data
+    with pytest.warns(ConvergenceWarning, match="Maximum iterations") as record:
+        clf = make_clf(max_iter=2).fit(X, y)
+    assert record[0].filename == __file__
+    assert clf.n_iter_ == 2
+
+
+def test_no_convergence_warning_when_training_stalls_early(data):
+    X, y = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        clf = make_clf(tol=10.0, n_iter_no_change=1, max_iter=20).fit(X, y)
+    assert clf.n_iter_ == 3 < clf.max_iter
+
+
+def test_early_stopping_records_and_restores_the_best_epoch(data, monkeypatch):
+    X, y = data
+    seen = spy_on_validation(monkeypatch)
+    clf = make_clf(
+        early_stopping=True, max_iter=40, n_iter_no_change=2, validation_fraction=0.2
+    ).fit(X, y)
+    scores = [s for s, *_ in seen]
+    assert clf.validation_scores_ == scores
+    assert len(scores) == clf.n_iter_ == len(clf.loss_curve_)
+    assert clf.n_iter_ < clf.max_iter
+    assert clf.best_validation_score_ == max(scores)
+    assert clf.best_loss_ is None
+    best = scores.index(max(scores))
+    assert all(
+        torch.equal(seen[best][1][k], v) for k, v in clf.module_.state_dict().items()
+    )
+    # The score is the accuracy on the 20% held out, which the restored
+    # network reaches again.
+    _, _, held_out, objective = seen[0]
+    assert len(held_out.targets_val) == 30
+    assert len(held_out.indices) == 120
+    accuracy = objective.validation_score(
+        clf.module_, held_out.X_val, held_out.targets_val
+    )
+    assert accuracy == clf.best_validation_score_
+
+
+def test_early_stopping_split_is_stratified(monkeypatch):
+    # 5 classes of 12 samples; a 25% split holds out 3 of each. A random
+    # split would do so with probability of about 1%.
+    X, y = make_classification(
+        60, 6, n_informative=4, n_classes=5, n_clusters_per_class=1, random_state=0
+    )
+    X, y = X[np.argsort(y, kind="stable")], np.sort(y)
+    assert np.all(np.bincount(y) == 12)
+    seen = spy_on_validation(monkeypatch)
+    make_clf(early_stopping=True, validation_fraction=0.25, max_iter=3).fit(X, y)
+    targets_val = seen[0][2].targets_val.numpy()
+    assert np.all(np.bincount(targets_val, minlength=5) == 3)
+
+
+def test_early_stopping_works_with_few_samples_per_class():
+    X, y = make_classification(
+        12, 4, n_informative=3, n_redundant=0, n_classes=3, random_state=0
+    )
+    clf = make_clf(early_stopping=True, validation_fraction=0.25, max_iter=4)
+    clf.fit(X, y)
+    assert len(clf.validation_scores_) == clf.n_iter_
+    assert clf.predict(X).shape == (12,)
+
+
+# -- warm start and partial_fit ------------------------------------------------
+
+
+def test_warm_start_continues_training(data, helpers):
+    X, y = data
+    clf = make_clf(max_iter=3).fit(X, y)
+    module_before = copy.deepcopy(clf.module_)
+    curve = list(clf.loss_curve_)
+    clf.set_params(warm_start=True, max_iter=2).fit(X, y)
+    assert clf.n_iter_ == 5
+    assert clf.loss_curve_[:3] == curve
+    assert not helpers.state_dicts_equal(clf.module_, module_before)
+    # A warm refit cannot introduce new classes.
+    with pytest.raises(ValueError, match="not in classes_"):
+        clf.fit(X, y + 1)
+    assert clf.n_iter_ == 5
+
+
+def test_partial_fit_runs_one_epoch_per_call(data, helpers):
+    X, y = data
+    clf = make_clf(max_iter=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        # Later calls may see only some classes.
+        clf.partial_fit(X[y != 2], y[y != 2], classes=[0, 1, 2])
+        assert clf.n_iter_ == 1
+        np.testing.assert_array_equal(clf.classes_, [0, 1, 2])
+        module_before = copy.deepcopy(clf.module_)
+        clf.partial_fit(X, y)
+    assert clf.n_iter_ == 2
+    assert len(clf.loss_curve_) == 2
+    assert not helpers.state_dicts_equal(clf.module_, module_before)
+    assert clf.predict_proba(X).shape == (150, 3)
+
+
+def test_partial_fit_requires_classes_on_the_first_call(data, helpers):
+    X, y = data
+    clf = make_clf()
+    with pytest.raises(ValueError, match="classes"):
+        clf.partial_fit(X, y)
+    assert helpers.fitted_attributes(clf) == []
+
+
+def test_partial_fit_rejects_unknown_labels_and_other_classes(data):
+    X, y = data
+    clf = make_clf().partial_fit(X, y, classes=[0, 1, 2])
+    with pytest.raises(ValueError, match=r"not in classes_"):
+        clf.partial_fit(X, np.where(y == 2, 7, y))
+    with pytest.raises(ValueError, match=r"classes=\[0, 1, 2, 3\]"):
+        clf.partial_fit(X, y, classes=[0, 1, 2, 3])
+    with pytest.raises(ValueError, match="features"):
+        clf.partial_fit(X[:, :5], y)
+    assert clf.n_iter_ == 1
+    clf.partial_fit(X, y, classes=[2, 1, 0])  # the same set, in another order
+    assert clf.n_iter_ == 2
+    # On the first call, labels must lie in the given classes too.
+    with pytest.raises(ValueError, match="not in classes_"):
+        make_clf().partial_fit(X, y, classes=[0, 1])
+
+
+def test_partial_fit_after_an_early_stopping_fit_counts_on(data):
+    X, y = data
+    clf = make_clf(early_stopping=True, max_iter=3).fit(X, y)
+    clf.partial_fit(X, y)
+    assert clf.n_iter_ == 4
+    assert len(clf.loss_curve_) == 4
+
+
+# -- verbosity -----------------------------------------------------------------
+
+
+def test_verbose_shows_progress(data, capsys):
+    X, y = data
+    make_clf(max_iter=3, verbose=1, early_stopping=True).fit(X, y)
+    captured = capsys.readouterr()
+    shown = captured.out + captured.err
+    assert "3/3" in shown
+    assert "validation" in shown
+
+
+def test_verbose_zero_prints_nothing(data, capsys):
+    X, y = data
+    make_clf(max_iter=3).fit(X, y)
+    assert capsys.readouterr() == ("", "")
+
+
+# -- labels and probabilities --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        np.array(["cat", "dog", "eel"]),
+        np.array(["cat", "dog", "eel"], dtype=object),
+        np.array([5, 6, 7]),
+        np.array([-1.0, 0.0, 2.0]),
+        np.array(["no", "yes"]),
+        np.array([-1, 1]),
+        np.array([False, True]),
+    ],
+    ids=["str", "object", "from-5", "float", "binary-str", "binary-pm1", "bool"],
+)
+def test_labels_come_back_as_given(data, labels):
+    X, y = data
+    y = y % len(labels)
+    codes = make_clf().fit(X, y)
+    clf = make_clf().fit(X, labels[y])
+    np.testing.assert_array_equal(clf.classes_, labels)
+    assert clf.classes_.dtype == labels.dtype
+    predicted = clf.predict(X)
+    assert predicted.dtype == labels.dtype
+    # The labels are only names: the network is the one fitted on codes.
+    np.testing.assert_array_equal(clf.predict_proba(X), codes.predict_proba(X))
+    np.testing.assert_array_equal(predicted, labels[codes.predict(X)])
+    assert clf.predict_proba(X).shape == (150, len(labels))
+
+
+def test_probabilities_are_consistent(data):
+    X, y = data
+    clf = make_clf(max_iter=20).fit(X, y)
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    assert np.all((proba >= 0) & (proba <= 1))
+    np.testing.assert_allclose(clf.predict_log_proba(X), np.log(proba), atol=1e-12)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[proba.argmax(axis=1)])
+    assert clf.score(X, y) > 0.8  # three well-separated clusters
+
+
+# -- the bottleneck ------------------------------------------------------------
+
+
+def test_transform_is_the_two_unit_bottleneck(small_digits):
+    X, y = small_digits
+    clf = make_clf(hidden_layer_sizes=(32, 2, 16), max_iter=10).fit(X, y)
+    Z = clf.transform(X)
+    assert Z.shape == (200, 2)
+    assert Z.dtype == np.float64
+    assert clf.transform(X.astype(np.float32)).dtype == np.float32
+    # The bottleneck is linear: a ReLU would never give negative values.
+    assert (Z < 0).any()
+    np.testing.assert_array_equal(
+        clf.get_feature_names_out(), ["bottleneck0", "bottleneck1"]
+    )
+    frame = pd.DataFrame(X, columns=[f"p{i}" for i in range(64)])
+    clf.set_output(transform="pandas")
+    out = clf.fit(frame, y).transform(frame)
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.columns) == ["bottleneck0", "bottleneck1"]
+    np.testing.assert_array_equal(out.to_numpy(), Z)
+
+
+def test_bottleneck_is_the_first_of_equally_narrow_layers(data):
+    X, y = data
+    clf = make_clf(hidden_layer_sizes=(8, 3, 3, 8), max_iter=2).fit(X, y)
+    assert clf.transform(X).shape == (150, 3)
+    assert len(clf.get_feature_names_out()) == 3
+    encoder = clf.module_.encoder
+    linear = [m for m in encoder.modules() if isinstance(m, torch.nn.Linear)]
+    assert [m.out_features for m in linear] == [8, 3]
+    # transform is the output of that first 3-unit layer.
+    scaled = torch.as_tensor((X - clf.data_min_) / clf.data_range_).float()
+    with torch.no_grad():
+        expected = clf.module_.encoder(scaled).numpy()
+    np.testing.assert_allclose(clf.transform(X), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_unscaled_data_gives_the_same_model(small_digits):
+    X, y = small_digits
+    unit = make_clf().fit(X, y)
+    pixels = make_clf().fit(X * 16, y)
+    assert (pixels.data_min_, pixels.data_range_) == (0.0, 16.0)
+    np.testing.assert_allclose(
+        pixels.predict_proba(X * 16), unit.predict_proba(X), atol=1e-5
+    )
+
+
+# -- sample weights ------------------------------------------------------------
+
+
+def test_integer_weights_act_like_repeated_rows(data):
+    X, y = data
+    weights = np.random.default_rng(0).integers(1, 3, len(y))
+    # One full batch in a fixed order: the two fits see the same loss.
+    params = {"batch_size": 1000, "shuffle": False, "max_iter": 50}
+    weighted = make_clf(**params).fit(X, y, sample_weight=weights)
+    repeated = make_clf(**params).fit(
+        np.repeat(X, weights, axis=0), np.repeat(y, weights)
+    )
+    unweighted = make_clf(**params).fit(X, y)
+    proba = weighted.predict_proba(X)
+    # Measured over seeds 0-3: at most 1.4e-6 apart, where fitting without
+    # the weights moves them by 0.06 or more. The L2 penalty counts the
+    # weight of the rows, as in scikit-learn's MLP, not their number.
+    np.testing.assert_allclose(proba, repeated.predict_proba(X), atol=1e-4)
+    assert np.abs(proba - unweighted.predict_proba(X)).max() > 1e-3
+
+
+def test_zero_weights_drop_rows_from_the_loss(data):
+    X, y = data
+    # Data inside [0, 1] is not rescaled, so dropping rows cannot change
+    # the scaling learned from X.
+    X = (X - X.min()) / (X.max() - X.min())
+    keep = np.arange(len(y)) % 3 != 0
+    params = {"batch_size": 1000, "shuffle": False, "max_iter": 20}
+    weighted = make_clf(**params).fit(X, y, sample_weight=keep.astype(float))
+    dropped = make_clf(**params).fit(X[keep], y[keep])
+    np.testing.assert_allclose(
+        weighted.predict_proba(X), dropped.predict_proba(X), atol=1e-4
+    )
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        (np.zeros(150), "zero for every sample"),
+        (np.r_[-1.0, np.ones(149)], "non-negative"),
+        (np.r_[np.nan, np.ones(149)], "finite"),
+        (np.ones(149), "shape"),
+    ],
+    ids=["all-zero", "negative", "nan", "wrong-length"],
+)
+def test_invalid_sample_weight_is_an_error(data, helpers, weights, message):
+    X, y = data
+    clf = make_clf()
+    with pytest.raises(ValueError, match=message):
+        clf.fit(X, y, sample_weight=weights)
+    assert helpers.fitted_attributes(clf) == []
+
+
+def test_weights_leaving_one_class_are_an_error(data):
+    X, y = data
+    with pytest.raises(ValueError, match="2 classes"):
+        make_clf().fit(X, y, sample_weight=(y == 1).astype(float))
+
+
+# -- model selection -----------------------------------------------------------
+
+
+def test_beside_scikit_learn_classifiers_in_model_selection(data):
+    X, y = data
+    cv = StratifiedKFold(3, shuffle=True, random_state=0)
+    candidates = {
+        "bottleneck": make_clf(max_iter=30),
+        "logistic": LogisticRegression(),
+        "mlp": MLPClassifier((16,), max_iter=300, random_state=0),
+    }
+    scores = {
+        name: cross_val_score(estimator, X, y, cv=cv, n_jobs=2)
+        for name, estimator in candidates.items()
+    }
+    for name, values in scores.items():
+        assert values.shape == (3,)
+        assert values.mean() > 0.6, name  # chance is 1/3
+    search = GridSearchCV(
+        make_clf(max_iter=10),
+        {"hidden_layer_sizes": [(16, 2, 8), (8, 3)], "learning_rate_init": [0.01]},
+        cv=cv,
+        n_jobs=2,
+    ).fit(X, y)
+    assert search.best_params_["hidden_layer_sizes"] in [(16, 2, 8), (8, 3)]
+    assert search.best_estimator_.n_iter_ == 10
+    assert search.predict(X).shape == (150,)
+    # The bottleneck width follows the best network.
+    width = min(search.best_params_["hidden_layer_sizes"])
+    assert search.best_estimator_.transform(X).shape == (150, width)

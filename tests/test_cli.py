@@ -1,0 +1,497 @@
+"""The ``denoisenet`` command: the study's files, their agreement, its errors."""
+
+import base64
+import contextlib
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import warnings
+from html.parser import HTMLParser
+from urllib.error import URLError
+
+import numpy as np
+import pytest
+
+import denoisenet
+from denoisenet import _study, datasets
+from denoisenet.cli import main
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+FIGURES = ["samples.png", "denoising.png", "maps.png", "loss_curves.png"]
+FILES = ["report.md", "report.html", "results.json", *FIGURES]
+# Fewer map points than digits' 450 test images, so that the sampling path
+# runs and t-SNE stays quick.
+SMALL_MAPS = {"MAP_SAMPLES": 200, "TRUSTWORTHINESS_SAMPLES": 150}
+
+
+def run_main(argv, **patches):
+    """Run ``main(argv)``; return (exit status, stdout, stderr)."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        contextlib.redirect_stdout(stdout),
+        contextlib.redirect_stderr(stderr),
+    ):
+        for name, value in {**SMALL_MAPS, **patches}.items():
+            mp.setattr(_study, name, value)
+        try:
+            status = main(argv)
+        except SystemExit as exc:
+            status = exc.code
+    return status, stdout.getvalue(), stderr.getvalue()
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study")
+    argv = ["study", "--n-train", "300", "--max-iter", "5", "--quiet"]
+    # pytest records warnings instead of printing them: record them here to
+    # see whether any would reach a user's terminal.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        status, stdout, stderr = run_main([*argv, "--out", str(out)])
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    return {
+        "out": out,
+        "status": status,
+        "output": stdout + stderr,
+        "warnings": [f"{w.category.__name__}: {w.message}" for w in caught],
+        "results": results,
+    }
+
+
+# -- a successful study ------------------------------------------------------
+
+
+def test_study_succeeds_quietly(study):
+    assert study["status"] == 0
+    assert study["output"] == ""
+    assert study["warnings"] == []
+
+
+def test_study_writes_every_file(study):
+    for name in FILES:
+        assert (study["out"] / name).stat().st_size > 0, name
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_figures_are_valid_png(study, name):
+    from matplotlib.image import imread
+
+    path = study["out"] / name
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    image = imread(path)
+    height, width = image.shape[:2]
+    assert 150 <= height <= 3000 and 300 <= width <= 3000
+    # Not a blank canvas.
+    assert image[..., :3].std() > 0.05
+
+
+def test_results_hold_every_number(study):
+    results = study["results"]
+    data = results["data"]
+    assert (data["dataset"], data["n_train"], data["n_test"]) == ("digits", 300, 450)
+    assert data["n_train_available"] == 1347
+    assert (data["n_features"], data["image_shape"], data["n_classes"]) == (
+        64,
+        [8, 8],
+        10,
+    )
+    models = [r["model"] for r in results["classifiers"]]
+    assert models == [
+        "LogisticRegression(max_iter=1000)",
+        "MLPClassifier()",
+        "MLPClassifier((500, 200, 50))",
+        "BottleneckClassifier()",
+    ]
+    for record in results["classifiers"]:
+        assert 0 <= record["accuracy"] <= 1 and record["fit_time_s"] >= 0
+        assert isinstance(record["converged"], bool)
+    # --max-iter reaches the MLPs and the bottleneck, not LogisticRegression.
+    assert [r["max_iter"] for r in results["classifiers"]] == [1000, 5, 5, 5]
+    noise = results["denoising"]
+    for key in ("accuracy_clean", "accuracy_noisy", "accuracy_denoised"):
+        assert 0 <= noise[key] <= 1
+    assert noise["accuracy_clean"] == results["classifiers"][1]["accuracy"]
+    assert 0 < noise["mse_denoised"] and 0 < noise["mse_noisy"] < 0.3**2
+    assert noise["dae_max_iter"] == 5 and noise["dae_fit_time_s"] >= 0
+    assert [m["map"] for m in results["maps"]] == ["t-SNE", "bottleneck"]
+    for record in results["maps"]:
+        assert record["n_samples"] == 200
+        assert record["trustworthiness_samples"] == 150
+        assert 0 <= record["trustworthiness"] <= 1
+        assert 0 <= record["knn_accuracy"] <= 1
+    assert len(results["blog"]["rows"]) == 6 and not results["blog"]["comparable"]
+    settings = results["settings"]
+    assert (settings["noise_std"], settings["seed"], settings["max_iter"]) == (
+        0.3,
+        0,
+        5,
+    )
+    assert results["versions"]["denoisenet"] == denoisenet.__version__
+    assert results["total_time_s"] > 0
+
+
+def test_mse_of_the_noise_is_measured_against_clean_images(study):
+    # Clipped Gaussian noise of std 0.3 on pixels in [0, 1]: the error is
+    # below 0.3**2 and well above zero.
+    assert 0.02 < study["results"]["denoising"]["mse_noisy"] < 0.09
+
+
+class _Tables(HTMLParser):
+    """The cells of every table of an HTML page, and every image source."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows, self.images, self._row, self._cell = [], [], None, None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr":
+            self._row = []
+        elif tag in ("td", "th"):
+            self._cell = ""
+        elif tag == "img":
+            self.images.append(dict(attrs)["src"])
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th"):
+            self._row.append(self._cell)
+            self._cell = None
+        elif tag == "tr":
+            self.rows.append(self._row)
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+
+
+def markdown_rows(text):
+    rows = []
+    for line in text.splitlines():
+        if line.startswith("|") and not line.startswith("|---"):
+            cells = re.split(r"(?<!\\) \| ", line[2:-2])
+            rows.append([cell.replace("\\|", "|") for cell in cells])
+    return rows
+
+
+def html_tables(study):
+    parser = _Tables()
+    parser.feed((study["out"] / "report.html").read_text(encoding="utf-8"))
+    return parser
+
+
+def expected_rows(results):
+    """The table rows that results.json says the report must show."""
+
+    def pct(x):
+        return f"{100 * x:.1f}%"
+
+    rows = [
+        [
+            r["model"],
+            pct(r["accuracy"]),
+            f"{r['fit_time_s']:.2f} s",
+            str(r["n_iter"]),
+            str(r["max_iter"]),
+            "yes" if r["converged"] else "no",
+        ]
+        for r in results["classifiers"]
+    ]
+    noise = results["denoising"]
+    rows += [
+        ["clean", pct(noise["accuracy_clean"]), "0"],
+        [
+            "noisy (Gaussian, std 0.3, clipped to [0, 1])",
+            pct(noise["accuracy_noisy"]),
+            f"{noise['mse_noisy']:.4f}",
+        ],
+        ["denoised", pct(noise["accuracy_denoised"]), f"{noise['mse_denoised']:.4f}"],
+    ]
+    rows += [
+        [
+            f"{m['map']}: {m['method']}",
+            f"{m['n_samples']:,}",
+            f"{m['trustworthiness']:.3f}",
+            pct(m["knn_accuracy"]),
+            f"{m['time_s']:.2f} s",
+        ]
+        for m in results["maps"]
+    ]
+    rows += [
+        [r["what"], r["blog_mnist"], pct(r["measured"])]
+        for r in results["blog"]["rows"]
+    ]
+    return rows
+
+
+def test_reports_show_the_numbers_of_results_json(study):
+    results = study["results"]
+    md = (study["out"] / "report.md").read_text(encoding="utf-8")
+    for rows in (markdown_rows(md), html_tables(study).rows):
+        for row in expected_rows(results):
+            assert row in rows
+    total = f"{results['total_time_s']:.2f} s"
+    assert total in md
+    assert total in (study["out"] / "report.html").read_text(encoding="utf-8")
+
+
+def test_reports_show_no_number_that_results_json_lacks(study):
+    results = study["results"]
+    known = {cell for row in expected_rows(results) for cell in row}
+    known |= {str(v) for v in results["settings"].values()}
+    known |= {str(v) for v in results["versions"].values()}
+    number = re.compile(r"^[~<>]?[\d.,]+( s|%)?$")
+    md = (study["out"] / "report.md").read_text(encoding="utf-8")
+    for rows in (markdown_rows(md), html_tables(study).rows):
+        cells = {cell for row in rows for cell in row if number.match(cell)}
+        assert cells and cells <= known
+
+
+def test_blog_measured_column_is_the_measured_numbers(study):
+    results = study["results"]
+    measured = [r["measured"] for r in results["blog"]["rows"]]
+    assert measured == [
+        *(r["accuracy"] for r in results["classifiers"][:3]),
+        results["denoising"]["accuracy_noisy"],
+        results["denoising"]["accuracy_denoised"],
+        results["classifiers"][3]["accuracy"],
+    ]
+    md = (study["out"] / "report.md").read_text(encoding="utf-8")
+    assert "for MNIST; this run is on digits" in md
+
+
+def test_html_is_self_contained(study):
+    page = (study["out"] / "report.html").read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert "<style>" in page
+    assert not re.search(r"(?:src|href)=\"(?!data:)", page)
+    sources = html_tables(study).images
+    assert len(sources) == len(FIGURES)
+    for source in sources:
+        prefix = "data:image/png;base64,"
+        assert source.startswith(prefix)
+        assert base64.b64decode(source[len(prefix) :])[:8] == PNG_SIGNATURE
+
+
+def test_markdown_links_every_figure(study):
+    md = (study["out"] / "report.md").read_text(encoding="utf-8")
+    for name in FIGURES:
+        assert f"]({name})" in md
+
+
+def test_default_run_prints_progress(tmp_path):
+    argv = ["study", "--n-train", "50", "--max-iter", "1", "--out", str(tmp_path)]
+    status, stdout, stderr = run_main(argv, MAP_SAMPLES=100)
+    assert status == 0 and stdout == ""
+    lines = stderr.splitlines()
+    for step in ("[1/4]", "[2/4]", "[3/4]", "[4/4]"):
+        assert any(line.startswith(step) for line in lines), step
+    assert "Traceback" not in stderr
+    assert json.loads((tmp_path / "results.json").read_text())["data"]["n_train"] == 50
+
+
+# -- the command line --------------------------------------------------------
+
+
+def test_module_entry_point_help():
+    result = subprocess.run(
+        [sys.executable, "-m", "denoisenet", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert "study" in result.stdout and result.stderr == ""
+
+
+def test_version():
+    status, stdout, _ = run_main(["--version"])
+    assert status == 0
+    assert stdout.strip() == f"denoisenet {denoisenet.__version__}"
+
+
+def test_no_command_prints_usage():
+    status, stdout, _ = run_main([])
+    assert status == 0 and stdout.startswith("usage: denoisenet")
+
+
+def test_study_help_lists_every_option():
+    status, stdout, _ = run_main(["study", "--help"])
+    assert status == 0
+    for option in (
+        "--dataset",
+        "--data-home",
+        "--noise-std",
+        "--n-train",
+        "--max-iter",
+        "--seed",
+        "--out",
+        "--quiet",
+    ):
+        assert option in stdout
+
+
+# -- errors a user can hit ---------------------------------------------------
+
+
+def assert_usage_error(status, stderr, *words):
+    assert status == 2
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and stderr.splitlines()[-1] == errors[0]
+    assert errors[0].startswith("denoisenet study: error:")
+    for word in words:
+        assert word in errors[0]
+
+
+def assert_one_line_error(status, stderr, *words):
+    assert status == 1
+    assert "Traceback" not in stderr
+    assert len(stderr.splitlines()) == 1, stderr
+    assert stderr.startswith("denoisenet: error: ")
+    for word in words:
+        assert word in stderr
+
+
+def test_unknown_dataset(tmp_path):
+    status, _, stderr = run_main(
+        ["study", "--dataset", "cifar10", "--out", str(tmp_path)]
+    )
+    assert_usage_error(status, stderr, "--dataset", "cifar10")
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--noise-std", "-0.1"),
+        ("--noise-std", "nan"),
+        ("--noise-std", "lots"),
+        ("--n-train", "0"),
+        ("--n-train", "-5"),
+        ("--n-train", "1.5"),
+        ("--max-iter", "0"),
+        ("--seed", "-1"),
+    ],
+)
+def test_bad_option_values(tmp_path, option, value):
+    status, _, stderr = run_main(["study", option, value, "--out", str(tmp_path)])
+    assert_usage_error(status, stderr, option, value)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.fixture
+def no_data_no_network(monkeypatch):
+    def offline(*args, **kwargs):
+        # What fetch_openml does without a network: warn, retry, give up.
+        warnings.warn(
+            "A network error occurred while downloading https://www.openml.org/"
+            "api/v1/json/data/list/data_name/mnist_784. Retrying...",
+            UserWarning,
+            stacklevel=2,
+        )
+        raise URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(datasets, "FASHION_MNIST_SYSTEM_DIRS", [])
+    # The loaders call fetch_openml through the sklearn.datasets module.
+    monkeypatch.setattr("sklearn.datasets.fetch_openml", offline)
+
+
+@pytest.mark.parametrize("dataset", ["fashion-mnist", "mnist"])
+def test_no_data_and_no_network(tmp_path, no_data_no_network, dataset):
+    empty = tmp_path / "data"
+    empty.mkdir()
+    argv = ["study", "--dataset", dataset, "--data-home", str(empty)]
+    # pytest records warnings instead of printing them: record them here to
+    # see that none would reach stderr.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        status, _, stderr = run_main([*argv, "--out", str(tmp_path / "out")])
+    assert [str(w.message) for w in caught] == []
+    assert_one_line_error(
+        status, stderr, f"cannot load {dataset}", "not found", str(empty)
+    )
+
+
+def test_out_below_a_file(tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    status, _, stderr = run_main(["study", "--out", str(tmp_path / "a-file" / "x")])
+    assert_one_line_error(status, stderr, "cannot write to --out")
+
+
+def test_out_is_a_file(tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    status, _, stderr = run_main(["study", "--out", str(tmp_path / "a-file")])
+    assert_one_line_error(status, stderr, "cannot write to --out")
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0,
+    reason="root may write into read-only folders",
+)
+def test_out_read_only(tmp_path):
+    tmp_path.chmod(0o555)
+    try:
+        status, _, stderr = run_main(["study", "--out", str(tmp_path)])
+    finally:
+        tmp_path.chmod(0o755)
+    assert_one_line_error(status, stderr, "cannot write to --out")
+
+
+def test_n_train_below_the_number_of_classes(tmp_path):
+    status, _, stderr = run_main(["study", "--n-train", "5", "--out", str(tmp_path)])
+    assert_one_line_error(status, stderr, "--n-train 5", "classes")
+
+
+def test_missing_matplotlib(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    status, _, stderr = run_main(["study", "--out", str(tmp_path)])
+    assert_one_line_error(status, stderr, 'pip install "denoisenet[plot]"')
+
+
+# -- helpers -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [10, 37, 100, 299])
+def test_stratified_sample(n):
+    y = np.repeat(np.arange(10), [50, 40, 30, 30, 30, 30, 30, 30, 20, 10])
+    rows = _study.stratified_sample(y, n, seed=0)
+    assert len(rows) == n == len(np.unique(rows))
+    expected = np.bincount(y) * n / len(y)
+    assert np.all(np.abs(np.bincount(y[rows], minlength=10) - expected) < 1)
+
+
+def test_one_line_folds_a_loader_message():
+    message = "Not found. Looked in:\n  - /a\n  - /b\nTo get them:\n  - install it"
+    assert _study.one_line(message) == (
+        "Not found. Looked in: /a; /b; To get them: install it"
+    )
+
+
+def test_limited_threads_restores_torch_threads():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with _study.limited_threads(1):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with _study.limited_threads(None):
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_out_not_writable(tmp_path, monkeypatch):
+    # A read-only folder, as a user who is not root sees it.
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(_study.tempfile, "TemporaryFile", refuse)
+    status, _, stderr = run_main(["study", "--out", str(tmp_path)])
+    assert_one_line_error(status, stderr, "cannot write to --out", "Permission denied")

@@ -1,0 +1,230 @@
+"""denoisenet.plotting: types, counts and the missing-matplotlib error."""
+
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from denoisenet.plotting import (  # noqa: E402
+    plot_digits,
+    plot_embedding,
+    plot_loss_curve,
+)
+
+
+@pytest.fixture
+def images():
+    rng = np.random.default_rng(0)
+    return rng.uniform(size=(30, 64))
+
+
+def points(ax):
+    return sum(len(collection.get_offsets()) for collection in ax.collections)
+
+
+def test_importing_plotting_does_not_import_matplotlib():
+    code = (
+        "import sys, denoisenet.plotting; "
+        "print(any(m.split('.')[0] == 'matplotlib' for m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert result.stdout.strip() == "False"
+
+
+# -- plot_digits -------------------------------------------------------------
+
+
+def test_plot_digits_draws_one_image_per_axes(images):
+    fig = plot_digits(images, n_rows=2, n_cols=5)
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == 10
+    for ax, image in zip(fig.axes, images, strict=False):
+        (shown,) = ax.get_images()
+        np.testing.assert_array_equal(shown.get_array(), image.reshape(8, 8))
+
+
+def test_plot_digits_uses_one_grey_scale(images):
+    fig = plot_digits(images[:4])
+    limits = {ax.get_images()[0].get_clim() for ax in fig.axes}
+    assert limits == {(images[:4].min(), images[:4].max())}
+
+
+def test_plot_digits_default_grid_fits_few_images(images):
+    assert len(plot_digits(images[:3]).axes) == 3
+    assert len(plot_digits(images, n_rows=2).axes) == 30
+    assert len(plot_digits(images).axes) == 30
+
+
+def test_plot_digits_titles_and_row_labels(images):
+    titles = [str(i) for i in range(6)]
+    fig = plot_digits(
+        images[:6], n_rows=2, n_cols=3, titles=titles, row_labels=["a", "b"]
+    )
+    assert [ax.get_title() for ax in fig.axes] == titles
+    assert [ax.get_ylabel() for ax in fig.axes] == ["a", "", "", "b", "", ""]
+
+
+def test_plot_digits_image_shape(images):
+    fig = plot_digits(images[:, :10], image_shape=(2, 5), n_cols=4, n_rows=1)
+    assert fig.axes[0].get_images()[0].get_array().shape == (2, 5)
+    with pytest.raises(ValueError, match="image_shape"):
+        plot_digits(images[:, :10])
+    with pytest.raises(ValueError, match="image_shape"):
+        plot_digits(images, image_shape=(4, 4))
+
+
+def test_plot_digits_draws_into_a_given_figure(images):
+    fig = Figure()
+    assert plot_digits(images[:4], fig=fig) is fig
+    assert len(fig.axes) == 4
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5])
+def test_plot_digits_rejects_bad_grid(images, bad):
+    with pytest.raises(ValueError, match="n_rows"):
+        plot_digits(images, n_rows=bad, n_cols=2)
+
+
+def test_plot_digits_rejects_non_2d():
+    with pytest.raises(ValueError, match="2-D"):
+        plot_digits(np.zeros((2, 8, 8)))
+
+
+# -- plot_embedding ----------------------------------------------------------
+
+
+def test_plot_embedding_scatters_every_point_by_class():
+    rng = np.random.default_rng(0)
+    Z, y = rng.normal(size=(100, 2)), rng.integers(0, 4, size=100)
+    ax = plot_embedding(Z, y, title="map")
+    assert isinstance(ax, Axes)
+    assert len(ax.collections) == 4 and points(ax) == 100
+    assert ax.get_title() == "map"
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert legend == ["0", "1", "2", "3"]
+    # Points of one class share one colour; classes differ.
+    colours = {tuple(c.get_facecolor()[0]) for c in ax.collections}
+    assert len(colours) == 4
+
+
+def test_plot_embedding_class_names_and_given_axes():
+    ax = Figure().add_subplot()
+    Z, y = np.arange(12.0).reshape(6, 2), np.array([2, 1, 2, 1, 2, 1])
+    assert plot_embedding(Z, y, ax=ax, class_names=["one", "two"]) is ax
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert legend == ["one", "two"]
+
+
+def test_plot_embedding_string_labels():
+    ax = plot_embedding(np.zeros((3, 2)), np.array(["cat", "dog", "cat"]))
+    assert points(ax) == 3 and len(ax.collections) == 2
+
+
+@pytest.mark.parametrize(
+    "Z, y, match",
+    [
+        (np.zeros((5, 3)), np.zeros(5), "shape"),
+        (np.zeros((5, 2)), np.zeros(4), "y must"),
+    ],
+)
+def test_plot_embedding_rejects_bad_shapes(Z, y, match):
+    with pytest.raises(ValueError, match=match):
+        plot_embedding(Z, y)
+
+
+def test_plot_embedding_rejects_wrong_number_of_class_names():
+    with pytest.raises(ValueError, match="class_names"):
+        plot_embedding(np.zeros((2, 2)), [0, 1], class_names=["a"])
+
+
+# -- plot_loss_curve ---------------------------------------------------------
+
+
+def test_plot_loss_curve_of_a_bare_curve():
+    ax = plot_loss_curve([3.0, 2.0, 1.5])
+    assert isinstance(ax, Axes)
+    (line,) = ax.get_lines()
+    assert list(line.get_xdata()) == [1, 2, 3]
+    assert list(line.get_ydata()) == [3.0, 2.0, 1.5]
+    assert line.get_label() == "loss"
+    assert ax.get_xlabel() == "epoch"
+
+
+def test_plot_loss_curve_of_an_estimator():
+    from sklearn.datasets import load_digits
+    from sklearn.neural_network import MLPClassifier
+
+    X, y = load_digits(return_X_y=True)
+    mlp = MLPClassifier((16,), max_iter=3, random_state=0)
+    with pytest.warns(Warning):  # ConvergenceWarning after 3 iterations
+        mlp.fit(X[:200] / 16, y[:200])
+    ax = plot_loss_curve(mlp)
+    (line,) = ax.get_lines()
+    assert line.get_label() == "MLPClassifier"
+    assert list(line.get_ydata()) == mlp.loss_curve_
+    # No validation scores without early stopping: no second y-axis.
+    assert len(ax.figure.axes) == 1
+
+
+def test_plot_loss_curve_draws_validation_scores_on_a_twin():
+    fitted = SimpleNamespace(loss_curve_=[1.0, 0.5], validation_scores_=[0.6, 0.8])
+    ax = plot_loss_curve(fitted, label="net")
+    assert len(ax.figure.axes) == 2
+    twin = next(other for other in ax.figure.axes if other is not ax)
+    assert list(twin.get_lines()[0].get_ydata()) == [0.6, 0.8]
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert legend == ["net", "net (validation score)"]
+
+
+def test_plot_loss_curve_several_on_one_axes():
+    ax = plot_loss_curve([1.0, 0.5], label="a")
+    assert plot_loss_curve([2.0, 1.0, 0.7], ax=ax, label="b") is ax
+    assert len(ax.get_lines()) == 2
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b"]
+
+
+def test_plot_loss_curve_of_an_unfitted_estimator():
+    from sklearn.neural_network import MLPClassifier
+
+    with pytest.raises(ValueError, match="fit it first"):
+        plot_loss_curve(MLPClassifier())
+
+
+# -- without matplotlib ------------------------------------------------------
+
+
+@pytest.fixture
+def no_matplotlib(monkeypatch):
+    # None in sys.modules makes every import of the name fail.
+    for name in list(sys.modules):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+
+
+@pytest.mark.parametrize(
+    "draw",
+    [
+        lambda: plot_digits(np.zeros((4, 64))),
+        lambda: plot_embedding(np.zeros((4, 2)), [0, 1, 0, 1]),
+        lambda: plot_loss_curve([1.0, 0.5]),
+    ],
+    ids=["plot_digits", "plot_embedding", "plot_loss_curve"],
+)
+def test_missing_matplotlib_names_the_extra(no_matplotlib, draw):
+    with pytest.raises(ImportError, match=r'pip install "denoisenet\[plot\]"'):
+        draw()

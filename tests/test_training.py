@@ -1,0 +1,485 @@
+"""Unit tests of the training loop, through a tiny module and scripted losses."""
+
+import copy
+import math
+import sys
+import warnings
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.exceptions import ConvergenceWarning
+
+from denoisenet._base import torch_generator
+from denoisenet._training import (
+    History,
+    NonFiniteLossError,
+    Objective,
+    Schedule,
+    TrainingData,
+    make_optimizer,
+    train,
+)
+
+N_ROWS = 8
+
+
+def tiny_module(seed=0):
+    """A 3-4-1 network, initialised from its own generator."""
+    with torch.device("meta"):
+        module = torch.nn.Sequential(
+            torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1)
+        )
+    module = module.to_empty(device="cpu")
+    generator = torch_generator(seed)
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.uniform_(-1.0, 1.0, generator=generator)
+    return module
+
+
+def tiny_data(n=N_ROWS):
+    X = torch.arange(n * 3, dtype=torch.float32).reshape(n, 3) / (n * 3)
+    return TrainingData(X, torch.arange(n))
+
+
+def generators():
+    return torch_generator(0), torch_generator(1)
+
+
+def scripted(values):
+    """A loss whose value is the next of ``values`` and whose gradient is
+    that of the module's mean output, so the optimiser still moves.
+
+    The loop sums losses in float32, so the tests script values that
+    float32 holds exactly (sums of powers of 2).
+    """
+    values = list(values)
+
+    def loss(module, inputs, targets, weights):
+        out = module(inputs).mean()
+        return out - out.detach() + values.pop(0)
+
+    return loss
+
+
+def run(
+    objective,
+    *,
+    max_epochs,
+    module=None,
+    data=None,
+    history=None,
+    early_stopping=False,
+    **schedule,
+):
+    module = tiny_module() if module is None else module
+    data = tiny_data() if data is None else data
+    optimizer = make_optimizer(module, 0.01, 0.0, N_ROWS)
+    schedule = Schedule(
+        **{
+            "batch_size": N_ROWS,
+            "max_epochs": max_epochs,
+            "shuffle": False,
+            "early_stopping": early_stopping,
+            "warn_on_max_iter": False,
+            **schedule,
+        }
+    )
+    history = History.start(early_stopping) if history is None else history
+    train(module, optimizer, objective, data, schedule, history, generators(), "cpu")
+    return module, optimizer, history
+
+
+def weights_equal(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# -- the stopping rule ---------------------------------------------------------
+
+
+def sklearn_stopping_epoch(losses, tol, n_iter_no_change):
+    """The epoch after which scikit-learn's MLP stops, on these losses."""
+    best, count = math.inf, 0
+    for epoch, loss in enumerate(losses, start=1):
+        count = count + 1 if loss > best - tol else 0
+        best = min(best, loss)
+        if count > n_iter_no_change:
+            return epoch, count, best
+    return len(losses), count, best
+
+
+TOL = 2.0**-13  # about 1e-4
+SLIGHTLY_BELOW_HALF = 0.5 - 2.0**-15  # better than 0.5, by less than TOL
+
+
+def test_stops_after_n_iter_no_change_plus_one_stalled_epochs():
+    # Epochs 3-5 stall; the third stalled epoch exceeds n_iter_no_change=2,
+    # so the improvement scripted for epoch 6 is never reached.
+    losses = [1.0, 0.5, 0.5, SLIGHTLY_BELOW_HALF, 0.625, 0.125, 0.125]
+    _, _, history = run(
+        Objective(scripted(losses)), max_epochs=7, tol=TOL, n_iter_no_change=2
+    )
+    assert history.n_iter == 5
+    assert history.loss_curve == losses[:5]
+    assert history.no_improvement_count == 3
+    # An improvement smaller than tol counts as stalled but is still the best.
+    assert history.best_loss == SLIGHTLY_BELOW_HALF
+    assert history.validation_scores is None
+
+
+def test_an_improvement_by_tol_resets_the_count():
+    # Epochs 3, 5 and 6 stall, but epoch 4 improves by more than tol in
+    # between, so no run of stalled epochs exceeds n_iter_no_change=2.
+    losses = [1.0, 0.875, 0.875, 0.625, 0.625, 0.625, 0.5]
+    _, _, history = run(
+        Objective(scripted(losses)), max_epochs=7, tol=0.125, n_iter_no_change=2
+    )
+    assert history.n_iter == 7
+    assert history.best_loss == 0.5
+    assert history.no_improvement_count == 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    losses=st.lists(
+        st.sampled_from([1.0, 0.75, 0.75 - 2.0**-15, 0.625, 0.5, 0.25]),
+        min_size=1,
+        max_size=10,
+    ),
+    tol=st.sampled_from([0.0, TOL, 0.125]),
+    n_iter_no_change=st.integers(1, 3),
+)
+def test_stopping_rule_is_scikit_learns(losses, tol, n_iter_no_change):
+    _, _, history = run(
+        Objective(scripted(losses)),
+        max_epochs=len(losses),
+        tol=tol,
+        n_iter_no_change=n_iter_no_change,
+    )
+    epoch, count, best = sklearn_stopping_epoch(losses, tol, n_iter_no_change)
+    assert history.n_iter == epoch
+    assert history.no_improvement_count == count
+    assert history.best_loss == best
+    assert history.loss_curve == losses[:epoch]
+
+
+def test_history_continues_across_calls():
+    # What warm_start and partial_fit rely on: the first call ends with one
+    # stalled epoch, so one more stalled epoch in the second call exceeds
+    # n_iter_no_change=1; a fresh count would have run both epochs.
+    history = History.start(False)
+    module = tiny_module()
+    run(
+        Objective(scripted([1.0, 0.5, 0.5])),
+        max_epochs=3,
+        module=module,
+        history=history,
+        tol=TOL,
+    )
+    assert history.no_improvement_count == 1
+    run(
+        Objective(scripted([0.5, 0.5])),
+        max_epochs=2,
+        module=module,
+        history=history,
+        tol=TOL,
+        n_iter_no_change=1,
+    )
+    assert history.n_iter == 4
+    assert history.loss_curve == [1.0, 0.5, 0.5, 0.5]
+    assert history.no_improvement_count == 2
+
+
+# -- early stopping ------------------------------------------------------------
+
+
+def scripted_validation(scores):
+    """A validation score read from ``scores``; records the weights it saw."""
+    scores = list(scores)
+    seen = []
+
+    def validation_score(module, X_val, targets_val):
+        seen.append(copy.deepcopy(module.state_dict()))
+        return scores.pop(0)
+
+    return validation_score, seen
+
+
+def with_validation(data):
+    data.X_val = data.X[:2]
+    return data
+
+
+def test_early_stopping_restores_the_best_weights():
+    scores = [0.1, 0.5, 0.3, 0.2, 0.4, 0.45, 0.9]
+    validation_score, seen = scripted_validation(scores)
+    objective = Objective(scripted([1.0] * 7), validation_score=validation_score)
+    module, _, history = run(
+        objective,
+        max_epochs=7,
+        data=with_validation(tiny_data()),
+        early_stopping=True,
+        tol=0.0,
+        n_iter_no_change=3,
+    )
+    # Epoch 2 is the best; epochs 3-6 stall and the fourth stalled one stops.
+    assert history.n_iter == 6
+    assert history.validation_scores == scores[:6]
+    assert history.best_validation_score == 0.5
+    assert history.best_loss is None
+    assert weights_equal(module.state_dict(), seen[1])
+    assert not weights_equal(module.state_dict(), seen[-1])
+
+
+def test_early_stopping_keeps_the_first_of_equal_scores():
+    validation_score, seen = scripted_validation([0.5, 0.5, 0.5])
+    objective = Objective(scripted([1.0] * 3), validation_score=validation_score)
+    module, _, history = run(
+        objective,
+        max_epochs=3,
+        data=with_validation(tiny_data()),
+        early_stopping=True,
+        tol=1e-4,
+        n_iter_no_change=5,
+    )
+    assert history.n_iter == 3
+    assert history.no_improvement_count == 2
+    assert weights_equal(module.state_dict(), seen[0])
+
+
+# -- interrupts and failures ---------------------------------------------------
+
+
+def interrupting(loss, at_call):
+    calls = []
+
+    def wrapped(module, inputs, targets, weights):
+        calls.append(1)
+        if len(calls) == at_call:
+            raise KeyboardInterrupt
+        return loss(module, inputs, targets, weights)
+
+    return wrapped
+
+
+def test_interrupt_mid_epoch_keeps_the_last_completed_epoch():
+    # Two batches per epoch: call 6 is the second batch of epoch 3, after
+    # the first batch of epoch 3 has already moved the weights.
+    def real_loss(module, inputs, targets, weights):
+        return (module(inputs) ** 2).mean()
+
+    reference, reference_optimizer, _ = run(
+        Objective(real_loss), max_epochs=2, batch_size=4
+    )
+    with pytest.warns(UserWarning, match="after 2 epoch"):
+        module, optimizer, history = run(
+            Objective(interrupting(real_loss, 6)), max_epochs=5, batch_size=4
+        )
+    assert history.n_iter == 2
+    assert len(history.loss_curve) == 2
+    assert weights_equal(module.state_dict(), reference.state_dict())
+    # Adam's state is that of epoch 2 too.
+    state, reference_state = optimizer.state_dict(), reference_optimizer.state_dict()
+    for key, values in state["state"].items():
+        for name, value in values.items():
+            assert torch.equal(value, reference_state["state"][key][name])
+
+
+def test_interrupt_in_the_first_epoch_restores_and_reraises():
+    def real_loss(module, inputs, targets, weights):
+        return (module(inputs) ** 2).mean()
+
+    module = tiny_module()
+    initial = copy.deepcopy(module.state_dict())
+    history = History.start(False)
+    with pytest.raises(KeyboardInterrupt):
+        run(
+            Objective(interrupting(real_loss, 2)),
+            max_epochs=3,
+            batch_size=4,
+            module=module,
+            history=history,
+        )
+    assert weights_equal(module.state_dict(), initial)
+    assert history.n_iter == 0
+    assert history.loss_curve == []
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_non_finite_loss_raises_with_advice(bad):
+    with pytest.raises(NonFiniteLossError, match=r"epoch 2\..*learning_rate_init"):
+        run(Objective(scripted([1.0, bad, 1.0])), max_epochs=3)
+    assert issubclass(NonFiniteLossError, ValueError)
+    assert issubclass(NonFiniteLossError, FloatingPointError)
+
+
+def test_convergence_warning_only_when_max_epochs_ends_training():
+    losses = [1.0, 0.9, 0.8]
+    with pytest.warns(ConvergenceWarning, match=r"Maximum iterations \(3\)"):
+        run(Objective(scripted(losses)), max_epochs=3, warn_on_max_iter=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        # partial_fit's single epochs never warn.
+        run(Objective(scripted(losses)), max_epochs=3, warn_on_max_iter=False)
+        # Stopping on the stopping rule does not warn.
+        _, _, history = run(
+            Objective(scripted([1.0, 1.0, 1.0, 1.0])),
+            max_epochs=4,
+            warn_on_max_iter=True,
+            tol=TOL,
+            n_iter_no_change=1,
+        )
+    assert history.n_iter == 3
+
+
+# -- epochs and batches --------------------------------------------------------
+
+
+def test_epoch_loss_is_the_row_weighted_mean_of_batch_losses():
+    # 5 rows in batches of 2, 2 and 1.
+    _, _, history = run(
+        Objective(scripted([1.0, 2.0, 3.0])),
+        max_epochs=1,
+        data=tiny_data(5),
+        batch_size=2,
+    )
+    assert history.loss_curve == [pytest.approx((2 * 1.0 + 2 * 2.0 + 1 * 3.0) / 5)]
+
+
+def recording_loss(log):
+    def loss(module, inputs, targets, weights):
+        log.append((inputs.clone(), targets, weights))
+        return (module(inputs) ** 2).mean()
+
+    return loss
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_batches_cover_the_training_rows_once_per_epoch(shuffle):
+    X = torch.arange(10, dtype=torch.float32)[:, None].repeat(1, 3)
+    rows = torch.tensor([0, 2, 3, 5, 7, 8, 9])  # the others are held out
+    weights = torch.arange(10, dtype=torch.float32) * 10
+    data = TrainingData(X, rows, targets=X[:, 0] + 100, weights=weights)
+    log = []
+    run(
+        Objective(recording_loss(log)),
+        max_epochs=2,
+        data=data,
+        batch_size=3,
+        shuffle=shuffle,
+    )
+    assert [len(inputs) for inputs, _, _ in log] == [3, 3, 1] * 2
+    epochs = [
+        torch.cat([inputs[:, 0] for inputs, _, _ in log[i : i + 3]]) for i in (0, 3)
+    ]
+    for seen in epochs:
+        assert sorted(seen.tolist()) == rows.float().tolist()
+    if shuffle:
+        assert not torch.equal(epochs[0], epochs[1])
+    else:
+        assert torch.equal(epochs[0], rows.float())
+        assert torch.equal(epochs[1], rows.float())
+    # Targets and weights travel with their rows.
+    for inputs, targets, batch_weights in log:
+        assert torch.equal(targets, inputs[:, 0] + 100)
+        assert torch.equal(batch_weights, inputs[:, 0] * 10)
+
+
+def test_shuffling_is_reproducible_from_the_generator():
+    logs = [], []
+    for log in logs:
+        run(Objective(recording_loss(log)), max_epochs=2, batch_size=3, shuffle=True)
+    assert all(torch.equal(a, b) for (a, _, _), (b, _, _) in zip(*logs, strict=True))
+
+
+def test_corruption_feeds_the_model_and_clean_rows_are_the_targets():
+    generators_seen, log = [], []
+
+    def corrupt(inputs, generator):
+        generators_seen.append(generator)
+        return inputs + 100
+
+    def loss(module, inputs, targets, weights):
+        log.append((inputs.clone(), targets.clone()))
+        return ((module(inputs) - targets[:, :1]) ** 2).mean()
+
+    data = tiny_data()
+    _, _, _ = run(Objective(loss, corrupt=corrupt), max_epochs=1, data=data)
+    ((inputs, targets),) = log
+    assert torch.equal(targets, data.X)
+    assert torch.equal(inputs, data.X + 100)
+    # The noise generator, not the shuffling one.
+    assert generators_seen[0].initial_seed() == 1
+
+
+# -- the optimiser -------------------------------------------------------------
+
+
+def test_make_optimizer_decays_weights_but_not_biases():
+    module = tiny_module()
+    optimizer = make_optimizer(module, 0.01, alpha=0.5, batch_size=10)
+    groups = {g["weight_decay"]: g["params"] for g in optimizer.param_groups}
+    assert set(groups) == {0.05, 0.0}
+    named = dict(module.named_parameters())
+    assert {id(p) for p in groups[0.05]} == {
+        id(p) for n, p in named.items() if n.endswith("weight")
+    }
+    assert {id(p) for p in groups[0.0]} == {
+        id(p) for n, p in named.items() if n.endswith("bias")
+    }
+    assert all(group["lr"] == 0.01 for group in optimizer.param_groups)
+    # With a loss that has no gradient, only the penalty moves anything:
+    # the weights shrink and the biases stay.
+    with torch.no_grad():
+        for p in module.parameters():
+            p.fill_(1.0)
+    before = copy.deepcopy(module.state_dict())
+    loss = module(torch.ones(2, 3)).sum() * 0.0
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    for name, value in module.state_dict().items():
+        if name.endswith("bias"):
+            assert torch.equal(value, before[name])
+        else:
+            assert torch.all(value < before[name])
+
+
+def test_make_optimizer_without_penalty():
+    optimizer = make_optimizer(tiny_module(), 0.001, alpha=0.0, batch_size=32)
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.0, 0.0]
+
+
+# -- progress ------------------------------------------------------------------
+
+
+def test_progress_lines_without_tqdm(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # import fails
+    validation_score, _ = scripted_validation([0.25, 0.5])
+    run(
+        Objective(scripted([1.0, 0.5]), validation_score=validation_score),
+        max_epochs=2,
+        data=with_validation(tiny_data()),
+        early_stopping=True,
+        verbose=1,
+    )
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "Iteration 1, loss = 1, validation = 0.25",
+        "Iteration 2, loss = 0.5, validation = 0.5",
+    ]
+
+
+def test_progress_bar_with_tqdm(capsys):
+    pytest.importorskip("tqdm")
+    run(Objective(scripted([1.0, 0.5])), max_epochs=2, verbose=1)
+    captured = capsys.readouterr()
+    assert "2/2" in captured.err
+    assert "loss=0.5" in captured.err
+
+
+def test_silent_without_verbose(capsys):
+    run(Objective(scripted([1.0, 0.5])), max_epochs=2, verbose=0)
+    assert capsys.readouterr() == ("", "")
