@@ -10,6 +10,7 @@ instead.``
 import contextlib
 import copy
 import io
+import math
 import numbers
 import re
 import threading
@@ -39,6 +40,9 @@ __all__ = [
 ]
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 class Domain:
     """A set of admissible values, described in words for error messages."""
 
@@ -61,6 +65,15 @@ def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def _is_finite_float(value):
+    # math, not numpy: np.isfinite raises TypeError for a Fraction or an int
+    # beyond int64. An int too large for a float is no float parameter's value.
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def interval(kind, low=None, high=None, *, closed="both"):
     """Numbers of ``kind`` ("int" or "real") between ``low`` and ``high``."""
     is_kind = _is_int if kind == "int" else _is_real
@@ -68,7 +81,7 @@ def interval(kind, low=None, high=None, *, closed="both"):
     right = closed in ("both", "right")
 
     def accepts(value):
-        if not is_kind(value) or not np.isfinite(value):
+        if not is_kind(value) or not (kind == "int" or _is_finite_float(value)):
             return False
         if low is not None and (value < low if left else value <= low):
             return False
@@ -158,8 +171,13 @@ def as_tensor(X):
 
     torch warns about read-only arrays (read-only memmaps, for instance)
     because writes through the tensor would be undefined; callers of this
-    helper never write to it.
+    helper never write to it. torch cannot share arrays with negative
+    strides (``X[::-1]``), so those are copied.
     """
+    if any(stride < 0 for stride in X.strides):
+        # Not np.ascontiguousarray: it keeps the strides of an array with a
+        # dimension of size 1, which numpy counts as contiguous.
+        X = X.copy()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not")
         return torch.from_numpy(X)
@@ -176,7 +194,7 @@ def _is_device(value):
     if isinstance(value, torch.device):
         return value.type in ("cpu", "cuda", "mps")
     return isinstance(value, str) and bool(
-        re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value)
+        re.fullmatch(r"auto|cpu|mps|cuda(:[0-9]+)?", value)
     )
 
 
@@ -220,7 +238,12 @@ def resolve_device(device):
     """Turn the ``device`` parameter into an available ``torch.device``."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:  # an index beyond what torch parses
+        raise ValueError(
+            f"device={str(device)!r} is not a valid device: {exc}"
+        ) from exc
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(
@@ -292,9 +315,27 @@ def thread_budget():
             torch.set_num_threads(_budget_saved)
 
 
+def _fits_on_gpu(X, device):
+    """Whether ``X`` takes at most a quarter of the GPU's free memory."""
+    free, _ = torch.cuda.mem_get_info(device)
+    return X.element_size() * X.nelement() <= free // 4
+
+
+def _to_cpu(state):
+    if isinstance(state, torch.Tensor):
+        return state.detach().cpu()
+    if isinstance(state, dict):
+        return {k: _to_cpu(v) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(_to_cpu(v) for v in state)
+    return state
+
+
 def _state_to_bytes(state):
+    # Tensors are saved from the CPU, so that a model trained on a GPU
+    # unpickles on a machine without one.
     buffer = io.BytesIO()
-    torch.save(state, buffer)
+    torch.save(_to_cpu(state), buffer)
     return buffer.getvalue()
 
 
@@ -317,6 +358,7 @@ class NeuralEstimatorBase(BaseEstimator):
     _network = None
     _extra_domains: dict = {}
     _inference_batch_size = 512
+    _auto_batch_size = 256
 
     # -- parameters -----------------------------------------------------
 
@@ -325,7 +367,7 @@ class NeuralEstimatorBase(BaseEstimator):
 
     def _batch_size(self, n_samples):
         if self.batch_size == "auto":
-            return max(1, min(256, n_samples))
+            return max(1, min(self._auto_batch_size, n_samples))
         return max(1, min(int(self.batch_size), n_samples))
 
     # -- data -------------------------------------------------------------
@@ -345,15 +387,20 @@ class NeuralEstimatorBase(BaseEstimator):
     def _learn_range(self, X):
         low, high = float(np.min(X)), float(np.max(X))
         span = high - low
-        if not np.isfinite(span):
+        # The scaling runs in float32: values or a range beyond its largest
+        # value would become infinite there, and the loss NaN.
+        if not (np.isfinite(span) and max(-low, high, span) <= _FLOAT32_MAX):
             raise ValueError(
-                f"The range of X ({low} to {high}) overflows; rescale the data."
+                f"The range of X ({low} to {high}) overflows float32, which the "
+                "network computes in; rescale the data."
             )
         # Data already in [0, 1] keeps the identity scaling, so that a batch
         # of images without any white pixel is not stretched.
         if low >= 0.0 and high <= 1.0:
             low, span = 0.0, 1.0
-        return low, span if span > 0 else 1.0
+        # A span that is 0 in float32 (1e-300, say) is constant data to the
+        # network; dividing by it would give NaN.
+        return low, span if np.float32(span) > 0 else 1.0
 
     # -- fitting ----------------------------------------------------------
 
@@ -382,11 +429,16 @@ class NeuralEstimatorBase(BaseEstimator):
             self.random_state, 4, salt=salt
         )
         early_stopping = self.early_stopping and not incremental
-        data = self._training_data(X, targets, weights, early_stopping, split_seed)
+        data = self._training_data(
+            X, targets, weights, early_stopping, split_seed, device
+        )
         module = self._module(reuse, init_seed, device)
         batch_size = self._batch_size(len(data.indices))
+        rows = self._penalty_rows(data)
+        self._check_optimizer_scalars(rows)
+        # float(): torch's optimisers take no Fraction or other numbers.Real.
         optimizer = _training.make_optimizer(
-            module, self.learning_rate_init, self.alpha, self._penalty_rows(data)
+            module, float(self.learning_rate_init), float(self.alpha), rows
         )
         if reuse:
             # Adam's moments carry over but its hyperparameters are today's,
@@ -427,6 +479,27 @@ class NeuralEstimatorBase(BaseEstimator):
         self._commit(module.eval(), optimizer, history)
         return self
 
+    def _check_optimizer_scalars(self, rows):
+        """Raise ValueError where torch would overflow Adam's float32 scalars.
+
+        torch fails with a RuntimeError ("value cannot be converted to type
+        float without overflow") when the weight decay ``alpha / rows`` or
+        the first step's ``learning_rate_init / (1 - beta1)`` (ten times the
+        rate) exceeds float32's largest value.
+        """
+        name = type(self).__name__
+        if self.learning_rate_init * 10 > _FLOAT32_MAX:
+            raise ValueError(
+                f"The 'learning_rate_init' parameter of {name} is too large for "
+                f"float32 training. Got {self.learning_rate_init!r} instead."
+            )
+        if self.alpha / rows > _FLOAT32_MAX:
+            raise ValueError(
+                f"The 'alpha' parameter of {name} divided by the rows of a batch "
+                f"({rows:g}, weighted by the mean sample weight) overflows float32. "
+                f"Got {self.alpha!r} instead; use a smaller alpha or larger weights."
+            )
+
     def _penalty_rows(self, data):
         """What scikit-learn's MLP divides the L2 penalty by, per batch.
 
@@ -441,14 +514,19 @@ class NeuralEstimatorBase(BaseEstimator):
         mean = float(data.weights[data.indices].mean())
         return rows * mean if mean > 0 else rows
 
-    def _training_data(self, X, targets, weights, early_stopping, seed):
+    def _training_data(self, X, targets, weights, early_stopping, seed, device):
         X_t = self._scaled_tensor(X)
         n = X_t.shape[0]
+        if device.type == "cuda" and _fits_on_gpu(X_t, device):
+            # One copy up front beats a host-to-device transfer per batch.
+            X_t = X_t.to(device)
+            targets = None if targets is None else targets.to(device)
+            weights = None if weights is None else weights.to(device)
         indices = torch.arange(n)
         data = _training.TrainingData(X_t, indices, targets, weights)
         if not early_stopping:
             return data
-        stratify = targets.numpy() if self._stratify else None
+        stratify = targets.cpu().numpy() if self._stratify else None
         train_rows, val_rows = train_test_split(
             np.arange(n),
             test_size=self.validation_fraction,
@@ -544,7 +622,20 @@ class NeuralEstimatorBase(BaseEstimator):
                     )
                 result = forward(module, batch.to(device))[:n]
                 out[start : start + n] = result.cpu().numpy()
+                # Checked batch by batch: np.isfinite(out) would allocate a
+                # boolean array a quarter the size of a float32 output.
+                if not np.isfinite(out[start : start + n]).all():
+                    raise self._non_finite_error()
         return out
+
+    def _non_finite_error(self):
+        high = self.data_min_ + self.data_range_
+        return ValueError(
+            f"{type(self).__name__} computed non-finite values. Either the input "
+            f"holds values too far outside the range seen in fit ({self.data_min_:g} "
+            f"to {high:g}) for float32 arithmetic (scale it like the training "
+            "data), or training diverged (refit with a smaller learning_rate_init)."
+        )
 
     # -- persistence --------------------------------------------------------
 

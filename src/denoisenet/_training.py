@@ -131,6 +131,9 @@ def _batches(data, batch_size, shuffle, generator, device):
     indices = data.indices
     if shuffle:
         indices = indices[torch.randperm(len(indices), generator=generator)]
+    # The rows are gathered where the data lives (the host, or the GPU when
+    # the estimator put the whole data set there) and then moved.
+    indices = indices.to(data.X.device)
     for start in range(0, len(indices), batch_size):
         rows = indices[start : start + batch_size]
         yield tuple(

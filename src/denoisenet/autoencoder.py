@@ -1,7 +1,5 @@
 """DenoisingAutoencoder: learn to remove noise from images."""
 
-import numbers
-
 import numpy as np
 import torch
 from sklearn.base import OneToOneFeatureMixin, TransformerMixin, clone
@@ -10,6 +8,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from denoisenet._base import (
     Domain,
     NeuralEstimatorBase,
+    interval,
     layer_sizes,
     seed_generators,
     torch_generator,
@@ -21,15 +20,14 @@ from denoisenet.noise import GaussianPixelNoise, _PixelNoise
 __all__ = ["DenoisingAutoencoder"]
 
 
+_NOISE_STD = interval("real", 0, None)
+
+
 def _is_noise(value):
     if value is None or isinstance(value, _PixelNoise):
         return True
-    return (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and np.isfinite(value)
-        and value >= 0
-    )
+    # interval, not np.isfinite, which raises TypeError for an int beyond int64.
+    return _NOISE_STD.accepts(value)
 
 
 def _squared_error(module, inputs, targets, weights):
@@ -110,7 +108,7 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         ``decoder``).
     n_features_in_ : int
         Number of features seen during :term:`fit`.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during :term:`fit`, when ``X`` has feature
         names that are all strings.
     data_min_ : float
@@ -316,7 +314,7 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features_in_)
+        X : ndarray of shape (n_samples, `n_features_in_`)
             The decoded images.
         """
         check_is_fitted(self)
@@ -360,7 +358,10 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         error = _denoising_error(
             module, self._scaled_tensor(X), corrupt, seed, self._inference_batch_size
         )
-        return -float(error) * self.data_range_**2
+        score = -float(error) * self.data_range_**2
+        if not np.isfinite(score):
+            raise self._non_finite_error()
+        return score
 
     # -- helpers -----------------------------------------------------------
 
@@ -386,5 +387,7 @@ def _denoising_error(module, X, corrupt, seed, batch_size):
         for start in range(0, X.shape[0], batch_size):
             clean = X[start : start + batch_size].to(device)
             noisy = clean if corrupt is None else corrupt(clean, generator)
-            total += float(torch.sum((module(noisy) - clean) ** 2))
+            # Squared in float64: an error of 1e20 squares beyond float32.
+            difference = (module(noisy) - clean).double()
+            total += float(torch.sum(difference * difference))
     return total / X.numel()

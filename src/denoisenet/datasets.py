@@ -159,6 +159,11 @@ def _parse_idx(content, path):
             f"{problem}: shape {shape} of {dtype.name} needs {expected} data "
             f"bytes but the file has {actual}",
         )
+    # numpy refuses a shape whose nonzero dimensions overflow its sizes even
+    # when another dimension is 0, as in a corrupt (0, 2**31, 2**31).
+    nonzero = int(np.prod([n for n in shape if n], dtype=object))
+    if nonzero * dtype.itemsize > np.iinfo(np.intp).max:
+        raise _idx_error(path, f"shape {shape} is too large for an array")
     array = np.frombuffer(content, dtype, count, offset=header_size)
     # astype copies, which also makes the result writable.
     return array.reshape(shape).astype(dtype.newbyteorder("="))

@@ -138,7 +138,7 @@ class GaussianPixelNoise(_PixelNoise):
     ----------
     n_features_in_ : int
         Number of features seen during :term:`fit`.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during :term:`fit`, when ``X`` has feature
         names that are all strings.
 
@@ -215,7 +215,7 @@ class SaltAndPepperNoise(_PixelNoise):
     ----------
     n_features_in_ : int
         Number of features seen during :term:`fit`.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during :term:`fit`, when ``X`` has feature
         names that are all strings.
 
@@ -275,7 +275,7 @@ class MaskingNoise(_PixelNoise):
     ----------
     n_features_in_ : int
         Number of features seen during :term:`fit`.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during :term:`fit`, when ``X`` has feature
         names that are all strings.
 
