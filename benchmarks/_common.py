@@ -91,7 +91,11 @@ def load_images(subset, n_samples=None, *, seed=0):
     and the script says so in capitals).
     """
     try:
-        X, y = load_fashion_mnist(subset, download=False)
+        # FASHION_MNIST_HOME: a folder of the four IDX files, for machines
+        # without Debian's dataset-fashion-mnist package.
+        X, y = load_fashion_mnist(
+            subset, data_home=os.environ.get("FASHION_MNIST_HOME"), download=False
+        )
     except (FileNotFoundError, ValueError) as exc:
         n = n_samples or (60000 if subset == "train" else 10000)
         bar = "!" * 72

@@ -50,7 +50,15 @@ class _PixelNoise(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             The transformer.
         """
         self._check_params()
-        validate_data(self, X, dtype=[np.float32, np.float64])
+        # validate_data records feature names before it checks X: a failed
+        # fit must not leave them behind, or the transformer looks fitted.
+        before = self.__dict__.copy()
+        try:
+            validate_data(self, X, dtype=[np.float32, np.float64])
+        except Exception:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
         return self
 
     def transform(self, X):
