@@ -42,7 +42,10 @@ def test_autoencoder_trains_and_transforms_on_the_gpu(digits):
 def test_bottleneck_trains_and_predicts_on_the_gpu(digits):
     X, y = digits
     clf = BottleneckClassifier(
-        (64, 2, 32), max_iter=40, learning_rate_init=0.01, device="cuda",
+        (64, 2, 32),
+        max_iter=40,
+        learning_rate_init=0.01,
+        device="cuda",
         random_state=0,
     ).fit(X, y)
     assert next(clf.module_.parameters()).device.type == "cuda"

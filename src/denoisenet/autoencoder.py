@@ -11,6 +11,7 @@ from denoisenet._base import (
     interval,
     layer_sizes,
     seed_generators,
+    thread_budget,
     torch_generator,
 )
 from denoisenet._networks import DenseAutoencoder
@@ -225,9 +226,8 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         corrupt = None if noise is None else noise.corrupt_tensor
 
         def validation_score(module, X_val, _):
-            return -_denoising_error(
-                module, X_val, corrupt, seed, self._inference_batch_size
-            )
+            step = self._inference_batch_size
+            return -_denoising_error(module, X_val.split(step), corrupt, seed)
 
         return Objective(_squared_error, corrupt, validation_score)
 
@@ -355,9 +355,15 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         corrupt = None if noise is None else noise.corrupt_tensor
         seed = seed_generators(self.random_state, 1, salt=-1 % 2**32)[0]
         module = self._module_on_device()
-        error = _denoising_error(
-            module, self._scaled_tensor(X), corrupt, seed, self._inference_batch_size
+        step = self._inference_batch_size
+        # Scaled batch by batch: a scaled copy of the whole of X would double
+        # the memory that scoring takes.
+        batches = (
+            self._scaled_tensor(X[start : start + step])
+            for start in range(0, X.shape[0], step)
         )
+        with thread_budget():
+            error = _denoising_error(module, batches, corrupt, seed)
         score = -float(error) * self.data_range_**2
         if not np.isfinite(score):
             raise self._non_finite_error()
@@ -377,17 +383,18 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         return tags
 
 
-def _denoising_error(module, X, corrupt, seed, batch_size):
-    """Mean squared error of reconstructing corrupted ``X`` (scaled units)."""
+def _denoising_error(module, batches, corrupt, seed):
+    """Mean squared error of reconstructing corrupted batches (scaled units)."""
     device = next(module.parameters()).device
     generator = torch_generator(seed, device)
-    total = 0.0
+    total, count = 0.0, 0
     module.eval()
     with torch.inference_mode():
-        for start in range(0, X.shape[0], batch_size):
-            clean = X[start : start + batch_size].to(device)
+        for batch in batches:
+            clean = batch.to(device)
+            count += clean.numel()
             noisy = clean if corrupt is None else corrupt(clean, generator)
             # Squared in float64: an error of 1e20 squares beyond float32.
             difference = (module(noisy) - clean).double()
             total += float(torch.sum(difference * difference))
-    return total / X.numel()
+    return total / count

@@ -2,7 +2,6 @@
 
 import numpy as np
 import torch
-from scipy.special import log_softmax
 from sklearn.base import ClassifierMixin, TransformerMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
@@ -51,6 +50,19 @@ def _neighbor_loss(x, z, n_neighbors):
     # The diagonal holds exp(0) = 1 for every row; Q excludes it.
     log_norm = torch.log((torch.exp(log_kernel).sum() - n).clamp_min(1e-12))
     return -(p * (log_kernel - log_norm)).sum() + torch.special.xlogy(p, p).sum()
+
+
+def _log_proba(module, batch):
+    return torch.log_softmax(module(batch).double(), dim=1)
+
+
+def _most_probable(module, batch):
+    log_proba = _log_proba(module, batch)
+    index = log_proba.argmax(dim=1, keepdim=True).float()
+    # NaN where a row's probabilities are not finite, so that the caller's
+    # check of the output catches it as it does for predict_proba.
+    finite = torch.isfinite(log_proba).all(dim=1, keepdim=True)
+    return index.masked_fill_(~finite, float("nan"))
 
 
 def _accuracy(module, X_val, targets_val):
@@ -367,8 +379,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
             Columns follow ``classes_``.
         """
         X = self._validated(X)
-        logits = self._infer(X, lambda m, b: m(b), len(self.classes_))
-        return log_softmax(logits.astype(np.float64), axis=1)
+        return self._infer(X, _log_proba, len(self.classes_), dtype=np.float64)
 
     def predict_proba(self, X):
         """Class probabilities; every row sums to 1.
@@ -383,7 +394,8 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         proba : ndarray of shape (n_samples, n_classes)
             Columns follow ``classes_``.
         """
-        return np.exp(self.predict_log_proba(X))
+        log_proba = self.predict_log_proba(X)
+        return np.exp(log_proba, out=log_proba)
 
     def predict(self, X):
         """The most probable class of every sample.
@@ -398,8 +410,11 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         y_pred : ndarray of shape (n_samples,)
             Labels from ``classes_``.
         """
-        log_proba = self.predict_log_proba(X)
-        return self.classes_[np.argmax(log_proba, axis=1)]
+        X = self._validated(X)
+        # The most probable class, batch by batch: the probabilities of all
+        # rows at once would take n_classes times the memory of the answer.
+        index = self._infer(X, _most_probable, 1, dtype=np.float32)
+        return self.classes_[index.ravel().astype(np.intp)]
 
     def transform(self, X):
         """The bottleneck activations: a low-dimensional map of ``X``.

@@ -1,0 +1,520 @@
+"""Scale: threads, joblib backends, Dask, out-of-core training, bounded memory.
+
+The machines that run these tests have two cores shared with other jobs, so
+every fit here is tiny (a few hundred digits, a few epochs, a network of a
+few dozen units); the tests check behaviour, never speed. The speed-up of a
+parallel grid search is measured by ``benchmarks/bench_scale.py`` and peak
+memory by ``benchmarks/bench_memory.py``.
+"""
+
+import io
+import logging
+import math
+import os
+import pickle
+import threading
+import tracemalloc
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+
+from denoisenet import BottleneckClassifier, DenoisingAutoencoder, _training
+from denoisenet._base import thread_budget
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+def make_dae(**params):
+    defaults = {
+        "hidden_layer_sizes": (16, 8, 16),
+        "max_iter": 2,
+        "random_state": 0,
+        "device": "cpu",
+    }
+    return DenoisingAutoencoder(**{**defaults, **params})
+
+
+def make_clf(**params):
+    defaults = {
+        "hidden_layer_sizes": (16, 2),
+        "max_iter": 2,
+        "random_state": 0,
+        "device": "cpu",
+    }
+    return BottleneckClassifier(**{**defaults, **params})
+
+
+def make_pipeline():
+    return Pipeline(
+        [
+            ("dae", make_dae(hidden_layer_sizes=(16,), max_iter=3)),
+            ("clf", LogisticRegression(max_iter=200)),
+        ]
+    )
+
+
+# Two candidates whose scores differ widely, so that every backend agrees on
+# the best one even if the last bits of a fit differed.
+PIPELINE_GRID = {"dae__hidden_layer_sizes": [(4,), (32,)]}
+
+
+# -- threads -------------------------------------------------------------------
+
+
+def _recording_run_epoch(record):
+    """A wrapper of ``_training.run_epoch`` that appends the thread's name and
+    torch's thread count seen at the start of every epoch to ``record``."""
+    original = _training.run_epoch
+
+    def run_epoch(*args, **kwargs):
+        record.append((threading.current_thread().name, torch.get_num_threads()))
+        return original(*args, **kwargs)
+
+    return run_epoch
+
+
+def _fit_in_worker(X, seed, patch):
+    """Fit a tiny DAE and transform with it; return what the worker saw.
+
+    ``patch`` installs the recording ``run_epoch`` in this process (a loky
+    worker is a process of its own that the test's monkeypatch does not
+    reach); the threading backend shares the test's patched module instead.
+    Returns the process id, OMP_NUM_THREADS and the (thread, torch threads)
+    pairs recorded during the fit's epochs and during transform.
+    """
+    epochs = []
+    original = _training.run_epoch
+    if patch:
+        warnings.filterwarnings("ignore", category=ConvergenceWarning)
+        _training.run_epoch = _recording_run_epoch(epochs)
+    try:
+        dae = make_dae(max_iter=1 + 2 * seed, random_state=seed).fit(X)
+    finally:
+        _training.run_epoch = original
+    inference = []
+    dae.module_.encoder.register_forward_pre_hook(
+        lambda module, args: inference.append(
+            (threading.current_thread().name, torch.get_num_threads())
+        )
+    )
+    dae.transform(X)
+    return os.getpid(), os.environ.get("OMP_NUM_THREADS"), epochs, inference
+
+
+@pytest.fixture
+def two_torch_threads():
+    """torch set to two threads in the main thread for the test's duration
+    (conftest sets one), so that a worker's single thread is told apart."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield 2
+    torch.set_num_threads(before)
+
+
+def _fresh_thread_torch_threads():
+    """torch's thread count as a thread started now sees it: the process-wide
+    default that a thread takes on its first parallel torch call."""
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    thread.start()
+    thread.join()
+    return seen[0]
+
+
+def test_threading_backend_fits_with_one_torch_thread(
+    small_digits, monkeypatch, two_torch_threads
+):
+    X, _ = small_digits
+    epochs = []
+    monkeypatch.setattr(_training, "run_epoch", _recording_run_epoch(epochs))
+    results = joblib.Parallel(n_jobs=2, backend="threading")(
+        joblib.delayed(_fit_in_worker)(X, seed, False) for seed in range(4)
+    )
+    # 1 + 3 + 5 + 7 epochs, every one in a worker thread with one torch thread.
+    assert len(epochs) == 16
+    assert {threads for _, threads in epochs} == {1}
+    main = threading.main_thread().name
+    assert all(name != main for name, _ in epochs)
+    inference = [pair for result in results for pair in result[3]]
+    assert inference and {threads for _, threads in inference} == {1}
+    # The main thread keeps its count, and so does the default that threads
+    # started later take on.
+    assert torch.get_num_threads() == two_torch_threads
+    assert _fresh_thread_torch_threads() == two_torch_threads
+
+
+def test_fit_in_the_main_thread_keeps_its_thread_count(
+    small_digits, monkeypatch, two_torch_threads
+):
+    X, _ = small_digits
+    epochs = []
+    monkeypatch.setattr(_training, "run_epoch", _recording_run_epoch(epochs))
+    make_dae().fit(X)
+    assert [threads for _, threads in epochs] == [two_torch_threads] * 2
+    assert torch.get_num_threads() == two_torch_threads
+
+
+def test_loky_workers_fit_with_their_share_of_the_cores(small_digits):
+    X, _ = small_digits
+    n_jobs = 2
+    results = joblib.Parallel(n_jobs=n_jobs, backend="loky")(
+        joblib.delayed(_fit_in_worker)(X, seed, True) for seed in range(2)
+    )
+    # joblib gives each of its n_jobs worker processes cpu_count // n_jobs
+    # threads (OMP_NUM_THREADS); torch follows it, so the workers together
+    # never use more threads than there are cores (one each on 2 cores).
+    share = max(1, joblib.cpu_count() // n_jobs)
+    for pid, omp, epochs, inference in results:
+        assert pid != os.getpid()
+        assert omp == str(share)
+        assert len(epochs) >= 1
+        assert {threads for _, threads in epochs + inference} == {share}
+
+
+def test_overlapping_worker_threads_restore_the_default(two_torch_threads):
+    # torch.set_num_threads also sets the count that threads take on at
+    # their first parallel call (the main thread too, when it has not run
+    # torch yet, as in a script whose first torch work is a threaded grid
+    # search). Worker B enters the budget while worker A holds it and leaves
+    # after A: both must run with one thread, and afterwards threads started
+    # later must get the default again, not one.
+    a_inside, b_inside, a_done = (threading.Event() for _ in range(3))
+    seen = {}
+
+    def a():
+        with thread_budget():
+            seen["a"] = torch.get_num_threads()
+            a_inside.set()
+            b_inside.wait(30)
+        a_done.set()
+
+    def b():
+        a_inside.wait(30)
+        with thread_budget():
+            seen["b"] = torch.get_num_threads()
+            b_inside.set()
+            a_done.wait(30)
+            seen["b_after_a"] = torch.get_num_threads()
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen == {"a": 1, "b": 1, "b_after_a": 1}
+    assert _fresh_thread_torch_threads() == two_torch_threads
+    assert torch.get_num_threads() == two_torch_threads
+
+
+# -- Dask ----------------------------------------------------------------------
+
+
+def test_dask_backend_grid_search_matches_loky(small_digits):
+    pytest.importorskip("distributed")
+    from distributed import Client, LocalCluster
+
+    X, y = small_digits
+    loky = GridSearchCV(make_pipeline(), PIPELINE_GRID, cv=2, n_jobs=2).fit(X, y)
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.CRITICAL,
+        ) as cluster,
+        Client(cluster),
+        joblib.parallel_backend("dask"),
+    ):
+        dask = GridSearchCV(make_pipeline(), PIPELINE_GRID, cv=2, n_jobs=2).fit(X, y)
+    assert dask.best_params_ == loky.best_params_
+    # Same int seeds: the same fits, bit for bit where both run one torch
+    # thread per worker (as on two cores); on a larger machine loky's
+    # workers get more threads, which may flip a prediction or two.
+    np.testing.assert_allclose(
+        dask.cv_results_["mean_test_score"],
+        loky.cv_results_["mean_test_score"],
+        atol=0.02,
+    )
+    assert dask.predict(X).shape == (len(X),)
+
+
+# -- out-of-core: partial_fit and dask-ml ------------------------------------------
+
+
+def test_partial_fit_over_chunks(small_digits):
+    X, y = small_digits
+    chunks = np.array_split(np.arange(len(X)), 4)
+    dae, clf = make_dae(), make_clf()
+    for i, rows in enumerate(chunks, start=1):
+        dae.partial_fit(X[rows])
+        clf.partial_fit(X[rows], y[rows], classes=np.unique(y))
+        for estimator in (dae, clf):
+            assert estimator.n_iter_ == i
+            assert len(estimator.loss_curve_) == i
+    assert dae.transform(X).shape == X.shape
+    assert dae.encode(X).shape == (len(X), 8)
+    assert clf.transform(X).shape == (len(X), 2)
+    assert clf.predict_proba(X).shape == (len(X), 10)
+    np.testing.assert_array_equal(clf.classes_, np.arange(10))
+    # A second pass over the chunks counts on.
+    for rows in chunks:
+        dae.partial_fit(X[rows])
+    assert dae.n_iter_ == 2 * len(chunks)
+
+
+def _dask_chunks(X, y):
+    da = pytest.importorskip("dask.array")
+    pytest.importorskip("dask_ml")
+    dX = da.from_array(X, chunks=(50, X.shape[1]))
+    dy = da.from_array(y, chunks=50)
+    return dX, dy, dX.numblocks[0]
+
+
+def test_incremental_trains_the_autoencoder_chunk_by_chunk(small_digits):
+    X, y = small_digits
+    dX, _, n_chunks = _dask_chunks(X.astype(np.float32), y)
+    from dask_ml.wrappers import Incremental
+
+    inc = Incremental(make_dae(), random_state=0).fit(dX)
+    assert n_chunks == 4
+    assert inc.estimator_.n_iter_ == n_chunks
+    inc.partial_fit(dX)  # a second epoch over the chunks
+    assert inc.estimator_.n_iter_ == 2 * n_chunks
+    assert inc.transform(X).shape == X.shape
+    lazy = inc.transform(dX)
+    assert lazy.chunks[0] == dX.chunks[0]
+    np.testing.assert_allclose(
+        lazy.compute(), inc.estimator_.transform(X.astype(np.float32)), rtol=1e-6
+    )
+    assert inc.estimator_.encode(X).shape == (len(X), 8)
+
+
+def test_incremental_trains_the_classifier_chunk_by_chunk(small_digits):
+    X, y = small_digits
+    dX, dy, n_chunks = _dask_chunks(X, y)
+    from dask_ml.wrappers import Incremental
+
+    inc = Incremental(make_clf(), random_state=0)
+    inc.fit(dX, dy, classes=np.unique(y))
+    clf = inc.estimator_
+    assert clf.n_iter_ == n_chunks
+    np.testing.assert_array_equal(clf.classes_, np.arange(10))
+    predicted = inc.predict(dX)
+    assert predicted.shape == (len(X),)
+    labels = predicted.compute()
+    assert set(labels) <= set(range(10))
+    np.testing.assert_array_equal(labels, clf.predict(X))
+    assert inc.predict_proba(X).shape == (len(X), 10)
+    assert clf.transform(X).shape == (len(X), 2)
+    assert 0.0 <= inc.score(dX, dy) <= 1.0
+
+
+def test_incremental_search_cv_over_the_classifier(small_digits):
+    X, y = small_digits
+    dX, dy, _ = _dask_chunks(X, y)
+    pytest.importorskip("distributed")
+    from dask_ml.model_selection import IncrementalSearchCV
+    from distributed import Client, LocalCluster
+
+    search = IncrementalSearchCV(
+        make_clf(max_iter=1),
+        {"learning_rate_init": [1e-3, 1e-2]},
+        n_initial_parameters="grid",
+        max_iter=2,
+        decay_rate=None,
+        random_state=0,
+    )
+    with (
+        LocalCluster(
+            n_workers=1,
+            threads_per_worker=1,
+            processes=False,
+            dashboard_address=None,
+            silence_logs=logging.CRITICAL,
+        ) as cluster,
+        Client(cluster),
+    ):
+        try:
+            search.fit(dX, dy, classes=np.unique(y))
+        except RuntimeError as error:
+            if "asynchronous Client in a synchronous context" not in str(error):
+                raise
+            # dask-ml's search calls dask.persist inside its own coroutine;
+            # dask >= 2025.3 refuses that (dask/dask-ml#1016). Not ours to fix:
+            # the same happens with SGDClassifier.
+            pytest.xfail(f"dask-ml's IncrementalSearchCV is broken here: {error}")
+    assert search.best_params_["learning_rate_init"] in (1e-3, 1e-2)
+    assert search.best_estimator_.n_iter_ <= 2 * dX.numblocks[0]
+
+
+# -- bounded memory ----------------------------------------------------------------
+
+BATCH = 32
+
+
+def _allowance(X):
+    """What inference may allocate beside its output: a few batches of
+    scaled float32 rows and some bytes of bookkeeping, nothing that grows
+    with the number of rows (the issue's target is 1.25x the output at a
+    million rows; here, with small batches, any array the size of the
+    output, even a boolean one, stands out)."""
+    return 3 * BATCH * X.shape[1] * 4 + 8192
+
+
+@pytest.fixture
+def fitted(small_digits, monkeypatch):
+    """A DAE and a classifier fitted on the digits, with small inference
+    batches, and 1,000 rows (float64, as the digits are) to run them on."""
+    X, y = small_digits
+    monkeypatch.setattr(DenoisingAutoencoder, "_inference_batch_size", BATCH)
+    monkeypatch.setattr(BottleneckClassifier, "_inference_batch_size", BATCH)
+    dae = make_dae().fit(X)
+    clf = make_clf().fit(X, y)
+    rows = np.resize(X, (1000, X.shape[1]))
+    return dae, clf, rows, np.resize(y, 1000)
+
+
+def _batch_rows(module):
+    """Record the number of rows of every batch that ``module`` sees."""
+    seen = []
+    module.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[0]))
+    return seen
+
+
+def _traced_peak(function):
+    """Peak of numpy's allocations during ``function()`` (tracemalloc sees
+    numpy's buffers, not torch's; a batch's tensors are small anyway)."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        start = tracemalloc.get_traced_memory()[0]
+        result = function()
+        peak = tracemalloc.get_traced_memory()[1] - start
+    finally:
+        tracemalloc.stop()
+    return result, peak
+
+
+@pytest.mark.parametrize(
+    "method, dtype",
+    [
+        ("transform", np.float64),
+        ("transform", np.float32),
+        ("encode", np.float64),
+        ("score", np.float32),
+    ],
+)
+def test_autoencoder_inference_runs_in_fixed_size_batches(fitted, method, dtype):
+    dae, _, X, _ = fitted
+    X = X.astype(dtype)
+    seen = _batch_rows(dae.module_.encoder)
+    getattr(dae, method)(X)
+    n_batches = math.ceil(len(X) / BATCH)
+    if method == "score":
+        assert len(seen) == n_batches and max(seen) == BATCH
+    else:  # the last batch is padded to the same size
+        assert seen == [BATCH] * n_batches
+    result, peak = _traced_peak(lambda: getattr(dae, method)(X))
+    # One output array and a batch or two of scaled rows, nothing the size
+    # of X or of the output beside it.
+    assert peak <= np.asarray(result).nbytes + _allowance(X)
+
+
+@pytest.mark.parametrize("method", ["transform", "predict_proba", "predict", "score"])
+def test_classifier_inference_runs_in_fixed_size_batches(fitted, method):
+    _, clf, X, y = fitted
+    seen = _batch_rows(clf.module_.encoder)
+    args = (X, y) if method == "score" else (X,)
+    getattr(clf, method)(*args)
+    assert seen == [BATCH] * math.ceil(len(X) / BATCH)
+
+
+def test_classifier_transform_allocates_only_its_output(fitted):
+    _, clf, X, _ = fitted
+    codes, peak = _traced_peak(lambda: clf.transform(X))
+    assert peak <= codes.nbytes + _allowance(X)
+
+
+def test_classifier_predict_proba_allocates_only_its_output(fitted):
+    _, clf, X, _ = fitted
+    proba, peak = _traced_peak(lambda: clf.predict_proba(X))
+    assert peak <= proba.nbytes + _allowance(X)
+
+
+def test_autoencoder_score_does_not_copy_float64_data(fitted):
+    dae, _, X, _ = fitted
+    _, peak = _traced_peak(lambda: dae.score(X))
+    assert peak <= X.nbytes / 8
+
+
+def test_training_shares_float32_data_in_the_unit_range(small_digits, monkeypatch):
+    # The data set is not copied for training when it is float32 in [0, 1]:
+    # every batch the loop sees is gathered from the caller's own array.
+    X, _ = small_digits
+    X = X.astype(np.float32)
+    shared = []
+    original = _training.run_epoch
+
+    def run_epoch(module, optimizer, objective, data, *args):
+        shared.append(np.shares_memory(data.X.numpy(), X))
+        return original(module, optimizer, objective, data, *args)
+
+    monkeypatch.setattr(_training, "run_epoch", run_epoch)
+    make_dae().fit(X)
+    make_clf().fit(X, np.arange(len(X)) % 3)
+    assert shared == [True] * 4
+    # Other data are copied once, as float32 scaled to [0, 1].
+    pixels = np.resize(X * 255, (2000, X.shape[1]))
+    _, peak = _traced_peak(lambda: make_dae(max_iter=1).fit(pixels))
+    assert peak <= 1.25 * pixels.nbytes
+
+
+# -- persistence ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [make_dae, make_clf])
+def test_pickled_state_loads_with_map_location_and_weights_only(small_digits, make):
+    X, y = small_digits
+    estimator = make().fit(X, y)
+    state = estimator.__getstate__()
+    weights = torch.load(
+        io.BytesIO(state["module_"]), map_location="cpu", weights_only=True
+    )
+    expected = estimator.module_.state_dict()
+    assert weights.keys() == expected.keys()
+    for name, tensor in weights.items():
+        assert tensor.device.type == "cpu"
+        assert torch.equal(tensor, expected[name])
+    optimizer = torch.load(
+        io.BytesIO(state["_optimizer_state"]), map_location="cpu", weights_only=True
+    )
+    assert set(optimizer) == {"state", "param_groups"}
+    restored = pickle.loads(pickle.dumps(estimator))
+    np.testing.assert_array_equal(restored.transform(X), estimator.transform(X))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_model_trained_on_cuda_unpickles_onto_the_cpu(small_digits):
+    X, y = small_digits
+    clf = make_clf(device="cuda").fit(X, y)
+    assert next(clf.module_.parameters()).device.type == "cuda"
+    assert clf.transform(X).shape == (len(X), 2)
+    state = clf.__getstate__()
+    weights = torch.load(
+        io.BytesIO(state["module_"]), map_location="cpu", weights_only=True
+    )
+    assert {t.device.type for t in weights.values()} == {"cpu"}
+    restored = pickle.loads(pickle.dumps(clf))
+    assert next(restored.module_.parameters()).device.type == "cpu"
+    restored.set_params(device="cpu")
+    np.testing.assert_allclose(
+        restored.predict_proba(X), clf.predict_proba(X), rtol=1e-4, atol=1e-6
+    )
