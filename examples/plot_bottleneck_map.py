@@ -32,24 +32,13 @@ together in the bottleneck.
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from denoisenet.datasets import load_fashion_mnist
+from denoisenet.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
 
 try:
     X, y = load_fashion_mnist("test", download=False)
     X, y = X[:3000], y[:3000]
     dataset, max_iter = "Fashion-MNIST", 15
-    class_names = [
-        "T-shirt/top",
-        "Trouser",
-        "Pullover",
-        "Dress",
-        "Coat",
-        "Sandal",
-        "Shirt",
-        "Sneaker",
-        "Bag",
-        "Ankle boot",
-    ]
+    class_names = FASHION_MNIST_CLASSES
 except FileNotFoundError:
     X, y = load_digits(return_X_y=True)
     X = X / 16.0

@@ -27,6 +27,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 import denoisenet
 from denoisenet import BottleneckClassifier, DenoisingAutoencoder, GaussianPixelNoise
+from denoisenet.datasets import FASHION_MNIST_CLASSES
 
 #: Points of the 2-D maps (a sample of the test images) and, of those, the
 #: points that trustworthiness is computed on; as in REFERENCE.md.
@@ -58,18 +59,6 @@ MLP_MAX_ITER = (50, 20)
 #: 100, but more room costs nothing there.
 LOGREG_MAX_ITER = {"digits": 1000, "mnist": 100, "fashion-mnist": 100}
 
-FASHION_MNIST_CLASSES = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-)
 
 #: What the blog reports on MNIST: (what, blog figure, where the measured
 #: number is in ``results``).

@@ -24,7 +24,21 @@ from typing import NamedTuple
 import numpy as np
 from sklearn import datasets as _skdatasets
 
-__all__ = ["load_fashion_mnist", "load_idx", "load_mnist"]
+__all__ = ["FASHION_MNIST_CLASSES", "load_fashion_mnist", "load_idx", "load_mnist"]
+
+#: Fashion-MNIST's class names, in the order of its labels 0-9.
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 #: Directories searched for the Fashion-MNIST IDX files after ``data_home``.
 FASHION_MNIST_SYSTEM_DIRS = [Path("/usr/share/datasets/fashion-mnist")]
