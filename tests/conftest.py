@@ -8,6 +8,28 @@ import torch
 from sklearn.datasets import load_digits
 
 
+@pytest.fixture
+def interrupt_epoch(monkeypatch):
+    """``interrupt_epoch(n)`` makes the n-th call of run_epoch raise
+    KeyboardInterrupt; it returns the list that counts the calls."""
+    import denoisenet._training
+
+    def install(n):
+        original = denoisenet._training.run_epoch
+        calls = []
+
+        def run_epoch(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == n:
+                raise KeyboardInterrupt
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(denoisenet._training, "run_epoch", run_epoch)
+        return calls
+
+    return install
+
+
 @pytest.fixture(scope="session")
 def _digits_data():
     X, y = load_digits(return_X_y=True)

@@ -41,21 +41,6 @@ def make_dae(**params):
     return DenoisingAutoencoder(**{**defaults, **params})
 
 
-def interrupt_on_call(monkeypatch, n):
-    """Make the n-th call of run_epoch raise KeyboardInterrupt."""
-    original = denoisenet._training.run_epoch
-    calls = []
-
-    def run_epoch(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == n:
-            raise KeyboardInterrupt
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(denoisenet._training, "run_epoch", run_epoch)
-    return calls
-
-
 # -- reproducibility -----------------------------------------------------------
 
 
@@ -372,10 +357,10 @@ def test_non_finite_loss_in_a_warm_refit_keeps_the_previous_fit(small_digits, he
 
 
 def test_keyboard_interrupt_keeps_the_last_completed_epoch(
-    small_digits, helpers, monkeypatch
+    small_digits, helpers, monkeypatch, interrupt_epoch
 ):
     X, _ = small_digits
-    interrupt_on_call(monkeypatch, 3)
+    interrupt_epoch(3)
     dae = make_dae(max_iter=10)
     with pytest.warns(UserWarning, match="interrupted") as record:
         dae.fit(X)
@@ -394,10 +379,10 @@ def test_keyboard_interrupt_keeps_the_last_completed_epoch(
 
 
 def test_keyboard_interrupt_in_the_first_epoch_reraises_and_leaves_unfitted(
-    small_digits, helpers, monkeypatch
+    small_digits, helpers, interrupt_epoch
 ):
     X, _ = small_digits
-    interrupt_on_call(monkeypatch, 1)
+    interrupt_epoch(1)
     dae = make_dae()
     with pytest.raises(KeyboardInterrupt):
         dae.fit(X)
@@ -406,12 +391,12 @@ def test_keyboard_interrupt_in_the_first_epoch_reraises_and_leaves_unfitted(
 
 
 def test_keyboard_interrupt_in_the_first_epoch_of_a_warm_refit_keeps_the_fit(
-    small_digits, helpers, monkeypatch
+    small_digits, helpers, interrupt_epoch
 ):
     X, _ = small_digits
     dae = make_dae(max_iter=2).fit(X)
     module_before = copy.deepcopy(dae.module_)
-    interrupt_on_call(monkeypatch, 1)
+    interrupt_epoch(1)
     with pytest.raises(KeyboardInterrupt):
         dae.set_params(warm_start=True).fit(X)
     assert dae.n_iter_ == 2

@@ -57,20 +57,6 @@ def data():
     return X, y
 
 
-def interrupt_on_call(monkeypatch, n):
-    """Make the n-th call of run_epoch raise KeyboardInterrupt."""
-    original = denoisenet._training.run_epoch
-    calls = []
-
-    def run_epoch(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == n:
-            raise KeyboardInterrupt
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(denoisenet._training, "run_epoch", run_epoch)
-
-
 def spy_on_validation(monkeypatch):
     """Record (score, weights, data, objective) of every validation in fit."""
     original = denoisenet._training._validate
@@ -343,9 +329,11 @@ def test_non_finite_loss_in_a_warm_refit_keeps_the_previous_fit(data, helpers):
 # -- interrupts ----------------------------------------------------------------
 
 
-def test_keyboard_interrupt_keeps_the_last_completed_epoch(data, helpers, monkeypatch):
+def test_keyboard_interrupt_keeps_the_last_completed_epoch(
+    data, helpers, monkeypatch, interrupt_epoch
+):
     X, y = data
-    interrupt_on_call(monkeypatch, 3)
+    interrupt_epoch(3)
     clf = make_clf(max_iter=10)
     with pytest.warns(UserWarning, match="interrupted"):
         clf.fit(X, y)
@@ -360,11 +348,11 @@ def test_keyboard_interrupt_keeps_the_last_completed_epoch(data, helpers, monkey
 
 
 def test_keyboard_interrupt_with_early_stopping_keeps_the_best_epoch(
-    data, helpers, monkeypatch
+    data, helpers, monkeypatch, interrupt_epoch
 ):
     X, y = data
     seen = spy_on_validation(monkeypatch)
-    interrupt_on_call(monkeypatch, 4)
+    interrupt_epoch(4)
     clf = make_clf(early_stopping=True, max_iter=10)
     with pytest.warns(UserWarning, match="interrupted"):
         clf.fit(X, y)
@@ -376,14 +364,14 @@ def test_keyboard_interrupt_with_early_stopping_keeps_the_best_epoch(
     )
 
 
-def test_keyboard_interrupt_in_the_first_epoch_reraises(data, helpers, monkeypatch):
+def test_keyboard_interrupt_in_the_first_epoch_reraises(data, helpers, interrupt_epoch):
     X, y = data
-    interrupt_on_call(monkeypatch, 1)
+    interrupt_epoch(1)
     clf = make_clf()
     with pytest.raises(KeyboardInterrupt):
         clf.fit(X, y)
     assert vars(clf).keys() == clf.get_params(deep=False).keys()
-    interrupt_on_call(monkeypatch, 1)
+    interrupt_epoch(1)
     with pytest.raises(KeyboardInterrupt):
         clf.partial_fit(X, y, classes=[0, 1, 2])
     assert helpers.fitted_attributes(clf) == []
