@@ -18,21 +18,22 @@ __all__ = ["main"]
 DATASETS = ("digits", "mnist", "fashion-mnist")
 
 
-def _positive_int(text):
+def _integer(text):
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def _positive_int(text):
+    value = _integer(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
 def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    value = _integer(text)
     # The range that numpy's RandomState, and so scikit-learn, accepts.
     if not 0 <= value < 2**32:
         raise argparse.ArgumentTypeError(f"must be in 0 to 2**32 - 1, got {value}")
