@@ -135,6 +135,27 @@ def test_results_hold_every_number(study):
     assert results["total_time_s"] > 0
 
 
+def test_architecture_conv_reaches_both_networks(tmp_path):
+    argv = ["study", "--n-train", "200", "--max-iter", "2", "--quiet"]
+    status, _, stderr = run_main(
+        [*argv, "--architecture", "conv", "--out", str(tmp_path)]
+    )
+    assert status == 0, stderr
+    results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    assert results["settings"]["architecture"] == "conv"
+    assert results["denoising"]["architecture"] == "conv"
+    name = "BottleneckClassifier(architecture='conv')"
+    assert results["classifiers"][3]["model"] == name
+    assert results["maps"][1]["method"].startswith(name)
+    report = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "architecture='conv'" in report
+
+
+def test_the_default_architecture_is_dense(study):
+    assert study["results"]["settings"]["architecture"] == "dense"
+    assert study["results"]["denoising"]["architecture"] == "dense"
+
+
 def test_mse_of_the_noise_is_measured_against_clean_images(study):
     # Clipped Gaussian noise of std 0.3 on pixels in [0, 1]: the error is
     # below 0.3**2 and well above zero.
@@ -328,6 +349,7 @@ def test_study_help_lists_every_option():
         "--noise-std",
         "--n-train",
         "--max-iter",
+        "--architecture",
         "--seed",
         "--out",
         "--quiet",
@@ -375,6 +397,7 @@ def test_unknown_dataset(tmp_path):
         ("--n-train", "1.5"),
         ("--max-iter", "0"),
         ("--seed", "-1"),
+        ("--architecture", "cnn"),
     ],
 )
 def test_bad_option_values(tmp_path, option, value):

@@ -48,6 +48,27 @@ ESTIMATORS = [
     BottleneckClassifier(
         (32, 2, 16), max_iter=60, learning_rate_init=0.01, random_state=0
     ),
+    # The checks' data have 1 to 30 or so features, rarely a square number:
+    # image_shape=(1, -1) reads every row as a one-pixel-high image, so the
+    # whole convolutional path (convolutions, transposed convolutions,
+    # reshaping) runs on whatever width a check uses.
+    DenoisingAutoencoder(
+        (16, 4, 16),
+        architecture="conv",
+        image_shape=(1, -1),
+        conv_channels=(4, 8),
+        max_iter=20,
+        random_state=0,
+    ),
+    BottleneckClassifier(
+        (32, 2, 16),
+        architecture="conv",
+        image_shape=(1, -1),
+        conv_channels=(4, 8),
+        max_iter=60,
+        learning_rate_init=0.01,
+        random_state=0,
+    ),
 ]
 
 
@@ -73,6 +94,17 @@ def test_every_public_estimator_is_checked():
         if isinstance(getattr(denoisenet, name), type)
     }
     assert public == {type(e).__name__ for e in ESTIMATORS}
+    # Both neural estimators are checked with each architecture.
+    architectures = {
+        (type(e).__name__, e.architecture)
+        for e in ESTIMATORS
+        if hasattr(e, "architecture")
+    }
+    assert architectures == {
+        (name, arch)
+        for name in ("DenoisingAutoencoder", "BottleneckClassifier")
+        for arch in ("dense", "conv")
+    }
 
 
 @pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: type(e).__name__)

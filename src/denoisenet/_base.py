@@ -32,9 +32,11 @@ __all__ = [
     "NeuralEstimatorBase",
     "as_tensor",
     "check_params",
+    "exact_kernels",
     "interval",
     "one_of",
     "resolve_device",
+    "resolve_image_shape",
     "seed_generators",
     "torch_generator",
 ]
@@ -211,8 +213,30 @@ def _is_layer_sizes(value):
     )
 
 
+def _is_image_shape(value):
+    if value is None:
+        return True
+    try:
+        sides = list(value)
+    except TypeError:
+        return False
+    return (
+        len(sides) == 2
+        and all(_is_int(s) and (s > 0 or s == -1) for s in sides)
+        and sides.count(-1) < 2
+    )
+
+
 COMMON_DOMAINS = {
     "hidden_layer_sizes": Domain(
+        "a positive int or a non-empty sequence of positive ints", _is_layer_sizes
+    ),
+    "architecture": one_of("dense", "conv"),
+    "image_shape": Domain(
+        "None or a (height, width) pair of positive ints, one of which may be -1",
+        _is_image_shape,
+    ),
+    "conv_channels": Domain(
         "a positive int or a non-empty sequence of positive ints", _is_layer_sizes
     ),
     "activation": one_of(*ACTIVATIONS),
@@ -269,6 +293,60 @@ def layer_sizes(hidden_layer_sizes):
     if isinstance(hidden_layer_sizes, numbers.Integral):
         return (int(hidden_layer_sizes),)
     return tuple(int(s) for s in hidden_layer_sizes)
+
+
+def resolve_image_shape(image_shape, n_features, name):
+    """The (height, width) of images with ``n_features`` pixels.
+
+    ``None`` means square images; one side may be -1, which stands for
+    whatever the other leaves (as in ``numpy.reshape``).
+    """
+    if image_shape is None:
+        side = math.isqrt(n_features)
+        if side * side != n_features:
+            raise ValueError(
+                f"{name}(architecture='conv') needs the shape of the images, but X "
+                f"has {n_features} features, which is not a square number of "
+                f"pixels. Pass image_shape=(height, width) with height * width == "
+                f"{n_features}."
+            )
+        return (side, side)
+    height, width = (int(s) for s in image_shape)
+    if -1 in (height, width):
+        known = height * width * -1
+        if n_features % known:
+            raise ValueError(
+                f"image_shape={tuple(image_shape)!r} cannot hold the {n_features} "
+                f"features of X: {n_features} is not a multiple of {known}."
+            )
+        height, width = (n_features // known if s == -1 else s for s in (height, width))
+    if height * width != n_features:
+        raise ValueError(
+            f"image_shape={tuple(image_shape)!r} has {height * width} pixels, but X "
+            f"has {n_features} features. Pass the (height, width) of the images."
+        )
+    return (height, width)
+
+
+# Network arguments that older fitted estimators did not store.
+_NETWORK_DEFAULTS = {"architecture": "dense", "image_shape": None, "conv_channels": ()}
+
+
+@contextlib.contextmanager
+def exact_kernels(device):
+    """Deterministic fp32 convolutions on CUDA; nothing changes elsewhere.
+
+    cuDNN may pick non-deterministic or TF32 algorithms, which would break
+    bit-identical refits and make ``transform`` less exact than the dense
+    layers (whose matrix products torch runs in fp32 by default).
+    """
+    if device.type != "cuda":
+        yield
+        return
+    with torch.backends.cudnn.flags(
+        enabled=True, benchmark=False, deterministic=True, allow_tf32=False
+    ):
+        yield
 
 
 _budget_lock = threading.Lock()
@@ -424,6 +502,8 @@ class NeuralEstimatorBase(BaseEstimator):
         if not reuse:
             self.data_min_, self.data_range_ = self._learn_range(X)
             self._network_args = self._network_kwargs()
+        else:
+            self._check_same_network()
         salt = self.n_iter_ if reuse else 0
         init_seed, shuffle_seed, noise_seed, split_seed = seed_generators(
             self.random_state, 4, salt=salt
@@ -466,18 +546,52 @@ class NeuralEstimatorBase(BaseEstimator):
             torch_generator(shuffle_seed),
             torch_generator(noise_seed, device),
         )
-        _training.train(
-            module,
-            optimizer,
-            self._objective(noise_seed),
-            data,
-            schedule,
-            history,
-            generators,
-            device,
-        )
+        with exact_kernels(device):
+            _training.train(
+                module,
+                optimizer,
+                self._objective(noise_seed),
+                data,
+                schedule,
+                history,
+                generators,
+                device,
+            )
         self._commit(module.eval(), optimizer, history)
         return self
+
+    def _architecture_kwargs(self):
+        """The network arguments that ``architecture`` decides."""
+        if self.architecture == "dense":
+            return dict(_NETWORK_DEFAULTS)
+        return {
+            "architecture": "conv",
+            "image_shape": resolve_image_shape(
+                self.image_shape, self.n_features_in_, type(self).__name__
+            ),
+            "conv_channels": layer_sizes(self.conv_channels),
+        }
+
+    def _check_same_network(self):
+        """Raise ValueError when warm_start or partial_fit meets a new network.
+
+        Continuing to train means continuing with the same weights; a change
+        of ``hidden_layer_sizes``, ``architecture`` and the like since the
+        first fit cannot take effect without starting afresh.
+        """
+        wanted = self._network_kwargs()
+        built = {**_NETWORK_DEFAULTS, **self._network_args}
+        changed = [name for name, value in wanted.items() if built.get(name) != value]
+        if "architecture" in changed:
+            # The other network arguments follow from the architecture.
+            changed = ["architecture"]
+        if changed:
+            raise ValueError(
+                f"{', '.join(changed)} changed since the network was built ("
+                + ", ".join(f"{n}={built.get(n)!r}, now {wanted[n]!r}" for n in changed)
+                + "); warm_start and partial_fit keep training the same network. "
+                "Set warm_start=False (or clone the estimator) to build a new one."
+            )
 
     def _check_optimizer_scalars(self, rows):
         """Raise ValueError where torch would overflow Adam's float32 scalars.
@@ -611,7 +725,7 @@ class NeuralEstimatorBase(BaseEstimator):
         device = next(module.parameters()).device
         out = np.empty((X.shape[0], n_outputs), dtype=dtype)
         step = self._inference_batch_size
-        with torch.inference_mode(), thread_budget():
+        with torch.inference_mode(), thread_budget(), exact_kernels(device):
             for start in range(0, X.shape[0], step):
                 rows = X[start : start + step]
                 batch = self._scaled_tensor(rows) if scale else _float32_tensor(rows)

@@ -1,4 +1,4 @@
-"""Torch modules: dense stacks for the auto-encoder and the classifier.
+"""Torch modules: dense and convolutional stacks for both estimators.
 
 Nothing here knows of numpy or scikit-learn. Modules are built from plain
 arguments so that an estimator can rebuild one from its stored arguments and
@@ -15,7 +15,10 @@ __all__ = [
     "ACTIVATIONS",
     "BottleneckNetwork",
     "DenseAutoencoder",
+    "autoencoder_network",
     "bottleneck_index",
+    "bottleneck_network",
+    "conv_output_shapes",
     "init_parameters",
 ]
 
@@ -41,6 +44,66 @@ def _dense(sizes, activation, *, last_activation=True):
         if last_activation or i < len(sizes) - 2:
             layers.append(ACTIVATIONS[activation]())
     return nn.Sequential(*layers)
+
+
+def conv_output_shapes(image_shape, n_convolutions):
+    """(height, width) after each of ``n_convolutions`` stride-2 convolutions.
+
+    Every convolution has a 3x3 kernel, stride 2 and padding 1, so a side of
+    ``s`` pixels becomes ``ceil(s / 2)``; the first entry is ``image_shape``.
+    """
+    shapes = [tuple(image_shape)]
+    for _ in range(n_convolutions):
+        shapes.append(tuple((side + 1) // 2 for side in shapes[-1]))
+    return shapes
+
+
+def _conv_encoder(image_shape, conv_channels, activation):
+    """Flat images -> stride-2 convolutions -> flat feature maps."""
+    layers = [nn.Unflatten(1, (1, *image_shape))]
+    for n_in, n_out in itertools.pairwise([1, *conv_channels]):
+        layers += [
+            nn.Conv2d(n_in, n_out, 3, stride=2, padding=1),
+            ACTIVATIONS[activation](),
+        ]
+    layers.append(nn.Flatten())
+    return layers
+
+
+def _conv_decoder(image_shape, conv_channels, activation):
+    """Flat feature maps -> transposed convolutions -> flat images.
+
+    The mirror of :func:`_conv_encoder`: each transposed convolution doubles
+    the sides, and its ``output_padding`` (0 or 1) restores an odd side.
+    """
+    shapes = conv_output_shapes(image_shape, len(conv_channels))
+    channels = [1, *conv_channels]
+    layers = [nn.Unflatten(1, (channels[-1], *shapes[-1]))]
+    for i in range(len(conv_channels), 0, -1):
+        padding = tuple(
+            target - (2 * side - 1)
+            for target, side in zip(shapes[i - 1], shapes[i], strict=True)
+        )
+        layers.append(
+            nn.ConvTranspose2d(
+                channels[i],
+                channels[i - 1],
+                3,
+                stride=2,
+                padding=1,
+                output_padding=padding,
+            )
+        )
+        if i > 1:
+            layers.append(ACTIVATIONS[activation]())
+    layers.append(nn.Flatten())
+    return layers
+
+
+def _conv_width(image_shape, conv_channels):
+    """Number of values in the last convolution's feature maps."""
+    height, width = conv_output_shapes(image_shape, len(conv_channels))[-1]
+    return conv_channels[-1] * height * width
 
 
 class DenseAutoencoder(nn.Module):
@@ -69,6 +132,48 @@ class DenseAutoencoder(nn.Module):
         return self.decoder(self.encoder(x))
 
 
+class ConvAutoencoder(nn.Module):
+    """Convolutions, the dense ``hidden_layer_sizes``, transposed convolutions.
+
+    The encoder is a stack of 3x3 stride-2 convolutions (one per entry of
+    ``conv_channels``) whose flattened output feeds the dense layers down
+    to the narrowest hidden layer; the decoder mirrors it, with transposed
+    convolutions back to the image and a sigmoid on the pixels.
+    """
+
+    def __init__(
+        self,
+        n_features,
+        hidden_layer_sizes,
+        activation="relu",
+        *,
+        image_shape,
+        conv_channels,
+    ):
+        super().__init__()
+        flat = _conv_width(image_shape, conv_channels)
+        sizes = [flat, *hidden_layer_sizes, flat]
+        cut = bottleneck_index(hidden_layer_sizes) + 2
+        self.encoder = nn.Sequential(
+            *_conv_encoder(image_shape, conv_channels, activation),
+            *_dense(sizes[:cut], activation),
+        )
+        self.decoder = nn.Sequential(
+            *_dense(sizes[cut - 1 :], activation),
+            *_conv_decoder(image_shape, conv_channels, activation),
+            nn.Sigmoid(),
+        )
+
+    def encode(self, x):
+        return self.encoder(x)
+
+    def decode(self, z):
+        return self.decoder(z)
+
+    def forward(self, x):
+        return self.decoder(self.encoder(x))
+
+
 class BottleneckNetwork(nn.Module):
     """A classifier whose narrowest hidden layer is linear.
 
@@ -78,11 +183,26 @@ class BottleneckNetwork(nn.Module):
     2-D code into class regions.
     """
 
-    def __init__(self, n_features, hidden_layer_sizes, n_outputs, activation="relu"):
+    def __init__(
+        self,
+        n_features,
+        hidden_layer_sizes,
+        n_outputs,
+        activation="relu",
+        *,
+        image_shape=None,
+        conv_channels=(),
+    ):
         super().__init__()
+        convolutions = []
+        if conv_channels:
+            convolutions = _conv_encoder(image_shape, conv_channels, activation)
+            n_features = _conv_width(image_shape, conv_channels)
         sizes = [n_features, *hidden_layer_sizes, n_outputs]
         cut = bottleneck_index(hidden_layer_sizes) + 2
-        self.encoder = _dense(sizes[:cut], activation, last_activation=False)
+        self.encoder = nn.Sequential(
+            *convolutions, *_dense(sizes[:cut], activation, last_activation=False)
+        )
         self.head = _dense(sizes[cut - 1 :], activation, last_activation=False)
 
     def encode(self, x):
@@ -92,8 +212,53 @@ class BottleneckNetwork(nn.Module):
         return self.head(self.encoder(x))
 
 
+def autoencoder_network(
+    n_features,
+    hidden_layer_sizes,
+    activation="relu",
+    architecture="dense",
+    image_shape=None,
+    conv_channels=(),
+):
+    """The auto-encoder module for ``architecture`` ("dense" or "conv")."""
+    if architecture == "conv":
+        return ConvAutoencoder(
+            n_features,
+            hidden_layer_sizes,
+            activation,
+            image_shape=image_shape,
+            conv_channels=conv_channels,
+        )
+    return DenseAutoencoder(n_features, hidden_layer_sizes, activation)
+
+
+def bottleneck_network(
+    n_features,
+    hidden_layer_sizes,
+    n_outputs,
+    activation="relu",
+    architecture="dense",
+    image_shape=None,
+    conv_channels=(),
+):
+    """The classifier module for ``architecture`` ("dense" or "conv")."""
+    if architecture != "conv":
+        image_shape, conv_channels = None, ()
+    return BottleneckNetwork(
+        n_features,
+        hidden_layer_sizes,
+        n_outputs,
+        activation,
+        image_shape=image_shape,
+        conv_channels=conv_channels,
+    )
+
+
+_WEIGHTED = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
+
+
 def init_parameters(module, generator):
-    """Initialise every linear layer from ``generator`` alone.
+    """Initialise every linear and convolutional layer from ``generator``.
 
     torch's default initialisation draws from the global generator; the
     estimators build their modules on the meta device and initialise them
@@ -102,14 +267,17 @@ def init_parameters(module, generator):
     """
     layers = list(module.modules())
     for i, layer in enumerate(layers):
-        if not isinstance(layer, nn.Linear):
+        if not isinstance(layer, _WEIGHTED):
             continue
         following = next(
             (m for m in layers[i + 1 :] if not isinstance(m, nn.Sequential)), None
         )
         gain = math.sqrt(2.0) if isinstance(following, nn.ReLU) else 1.0
-        fan_out, fan_in = layer.weight.shape
-        bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
+        # (out, in, kh, kw) for a convolution, (in, out, kh, kw) for a
+        # transposed one; Glorot's bound is symmetric in the two fans.
+        receptive = math.prod(layer.weight.shape[2:])
+        fan_a, fan_b = layer.weight.shape[:2]
+        bound = gain * math.sqrt(6.0 / (receptive * (fan_a + fan_b)))
         with torch.no_grad():
             layer.weight.uniform_(-bound, bound, generator=generator)
             layer.bias.zero_()

@@ -106,6 +106,7 @@ class StudyConfig:
     max_iter: int | None = None
     seed: int = 0
     out: str = "denoisenet-study"
+    architecture: str = "dense"
 
 
 @dataclass
@@ -383,11 +384,19 @@ def _baselines(data, config, log):
         "MLPClassifier((500, 200, 50))": MLPClassifier(
             (500, 200, 50), random_state=seed, **deep
         ),
-        "BottleneckClassifier()": BottleneckClassifier(random_state=seed, **epochs),
+        _bottleneck_name(config): BottleneckClassifier(
+            architecture=config.architecture, random_state=seed, **epochs
+        ),
     }
     records = [_fit_and_score(name, model, data, log) for name, model in models.items()]
     fitted = list(models.values())
     return records, {"mlp": fitted[1], "bottleneck": fitted[3]}
+
+
+def _bottleneck_name(config):
+    if config.architecture == "dense":
+        return "BottleneckClassifier()"
+    return f"BottleneckClassifier(architecture={config.architecture!r})"
 
 
 def _fit_and_score(name, estimator, data, log):
@@ -414,7 +423,11 @@ def _fit_and_score(name, estimator, data, log):
 def _denoising(data, classifier, config, out, log):
     noise = GaussianPixelNoise(config.noise_std, random_state=config.seed)
     X_noisy = noise.fit_transform(data.X_test)
-    dae = DenoisingAutoencoder(noise=config.noise_std, random_state=config.seed)
+    dae = DenoisingAutoencoder(
+        noise=config.noise_std,
+        architecture=config.architecture,
+        random_state=config.seed,
+    )
     if _max_iter(config) is not None:
         dae.set_params(max_iter=_max_iter(config))
     seconds, converged = _fit(dae, data.X_train)
@@ -426,6 +439,7 @@ def _denoising(data, classifier, config, out, log):
         "accuracy_clean": float(score(data.X_test, data.y_test)),
         "accuracy_noisy": float(score(X_noisy, data.y_test)),
         "accuracy_denoised": float(score(X_denoised, data.y_test)),
+        "architecture": config.architecture,
         "mse_noisy": _mse_between(X_noisy, data.X_test),
         "mse_denoised": _mse_between(X_denoised, data.X_test),
         "dae_fit_time_s": seconds,
@@ -472,7 +486,7 @@ def _maps(data, bottleneck, config, out, log):
         _map_record("t-SNE", "TSNE()", X, Z_tsne, y, tsne_seconds),
         _map_record(
             "bottleneck",
-            "BottleneckClassifier().transform (trained in step 1)",
+            f"{_bottleneck_name(config)}.transform (trained in step 1)",
             X,
             Z_bottleneck,
             y,
@@ -710,7 +724,13 @@ def _denoising_blocks(results):
         ("table", header, rows),
         (
             "p",
-            f"DenoisingAutoencoder(noise={r['noise_std']:g}), trained on the clean "
+            f"DenoisingAutoencoder(noise={r['noise_std']:g}"
+            + (
+                ""
+                if r.get("architecture", "dense") == "dense"
+                else f", architecture={r['architecture']!r}"
+            )
+            + "), trained on the clean "
             f"training images: fit {_sec(r['dae_fit_time_s'])}, {r['dae_n_iter']} "
             f"epochs of at most {r['dae_max_iter']}, converged: "
             f"{_yes_no(r['dae_converged'])}.",

@@ -14,7 +14,7 @@ from denoisenet._base import (
     thread_budget,
     torch_generator,
 )
-from denoisenet._networks import DenseAutoencoder
+from denoisenet._networks import autoencoder_network
 from denoisenet._training import Objective
 from denoisenet.noise import GaussianPixelNoise, _PixelNoise
 
@@ -36,7 +36,7 @@ def _squared_error(module, inputs, targets, weights):
 
 
 class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimatorBase):
-    """A dense auto-encoder trained to map corrupted images to clean ones.
+    """An auto-encoder trained to map corrupted images to clean ones.
 
     ``fit`` takes clean images. In every batch of every epoch it corrupts
     them afresh with ``noise`` and trains the network to reconstruct the
@@ -53,9 +53,11 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
     Parameters
     ----------
     hidden_layer_sizes : tuple of int, default=(256, 128, 256)
-        Widths of the hidden layers. The narrowest one is the code that
-        :meth:`encode` returns; the network is
-        ``n_features -> hidden_layer_sizes -> n_features``.
+        Widths of the dense hidden layers. The narrowest one is the code
+        that :meth:`encode` returns; the network is
+        ``n_features -> hidden_layer_sizes -> n_features``, with the
+        convolutions of ``architecture="conv"`` before the first and after
+        the last of these layers.
     noise : float, noise transformer or None, default=0.2
         The corruption applied during training. A float is the standard
         deviation of :class:`~denoisenet.GaussianPixelNoise` (clipped to
@@ -65,8 +67,27 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         are reachable as ``noise__std`` and so on); None trains a plain
         auto-encoder. The random state of the training loop, not the
         noise transformer's own ``random_state``, draws the noise.
+    architecture : {'dense', 'conv'}, default='dense'
+        'dense' connects every pixel to the first hidden layer. 'conv' puts
+        a stack of convolutions (``conv_channels``) between the image and
+        the dense layers, and its mirror image, transposed convolutions,
+        between the last dense layer and the output; see
+        :ref:`convolutions`. On Fashion-MNIST it denoises better and trains
+        several times slower than 'dense'.
+    image_shape : (int, int) or None, default=None
+        (height, width) of the images, for ``architecture="conv"``; rows of
+        ``X`` are images flattened row by row. None means square images
+        (784 features are 28 x 28); other images need it. One side may be
+        -1, which stands for whatever the other leaves, as in
+        :func:`numpy.reshape`. Ignored by 'dense'.
+    conv_channels : tuple of int, default=(32, 64)
+        Output channels of the convolutions of ``architecture="conv"``, one
+        3x3 convolution with stride 2 per entry, each halving the height
+        and width (rounding up) and followed by ``activation``. Ignored by
+        'dense'.
     activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
-        Activation of the hidden layers; the output layer is a sigmoid.
+        Activation of the hidden layers (and convolutions); the output
+        layer is a sigmoid.
     alpha : float, default=1e-4
         Strength of the L2 penalty on the weights, as in
         :class:`~sklearn.neural_network.MLPRegressor`.
@@ -105,8 +126,8 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
     Attributes
     ----------
     module_ : torch.nn.Module
-        The trained network (a ``DenseAutoencoder`` with ``encoder`` and
-        ``decoder``).
+        The trained network (a ``DenseAutoencoder`` or ``ConvAutoencoder``
+        with ``encoder`` and ``decoder``).
     n_features_in_ : int
         Number of features seen during :term:`fit`.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -150,7 +171,7 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
     (1797, 32)
     """
 
-    _network = DenseAutoencoder
+    _network = staticmethod(autoencoder_network)
     _stratify = False
     _extra_domains = {
         "noise": Domain(
@@ -164,6 +185,9 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         hidden_layer_sizes=(256, 128, 256),
         *,
         noise=0.2,
+        architecture="dense",
+        image_shape=None,
+        conv_channels=(32, 64),
         activation="relu",
         alpha=1e-4,
         batch_size="auto",
@@ -181,6 +205,9 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.noise = noise
+        self.architecture = architecture
+        self.image_shape = image_shape
+        self.conv_channels = conv_channels
         self.activation = activation
         self.alpha = alpha
         self.batch_size = batch_size
@@ -212,6 +239,7 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
             "n_features": self.n_features_in_,
             "hidden_layer_sizes": layer_sizes(self.hidden_layer_sizes),
             "activation": self.activation,
+            **self._architecture_kwargs(),
         }
 
     def _noise_model(self):

@@ -7,7 +7,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from denoisenet._base import NeuralEstimatorBase, interval, layer_sizes
-from denoisenet._networks import BottleneckNetwork
+from denoisenet._networks import bottleneck_network
 from denoisenet._training import Objective
 
 __all__ = ["BottleneckClassifier"]
@@ -76,7 +76,7 @@ def _accuracy(module, X_val, targets_val):
 
 
 class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBase):
-    """A dense classifier that squeezes every image through a narrow layer.
+    """A classifier that squeezes every image through a narrow layer.
 
     The network is ``n_features -> hidden_layer_sizes -> n_classes`` with a
     softmax output, trained with cross-entropy and Adam. Its narrowest
@@ -91,10 +91,28 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
     Parameters
     ----------
     hidden_layer_sizes : tuple of int, default=(500, 100, 2, 100)
-        Widths of the hidden layers; the narrowest (the first of equals) is
-        the bottleneck.
+        Widths of the dense hidden layers; the narrowest (the first of
+        equals) is the bottleneck. With ``architecture="conv"`` the
+        convolutions come before the first of them.
+    architecture : {'dense', 'conv'}, default='dense'
+        'dense' connects every pixel to the first hidden layer; 'conv' puts
+        a stack of convolutions (``conv_channels``) between the image and
+        the dense layers (see :ref:`convolutions`). On Fashion-MNIST it
+        classifies better and trains several times slower than 'dense'.
+    image_shape : (int, int) or None, default=None
+        (height, width) of the images, for ``architecture="conv"``; rows of
+        ``X`` are images flattened row by row. None means square images
+        (784 features are 28 x 28); other images need it. One side may be
+        -1, which stands for whatever the other leaves, as in
+        :func:`numpy.reshape`. Ignored by 'dense'.
+    conv_channels : tuple of int, default=(16, 32)
+        Output channels of the convolutions of ``architecture="conv"``, one
+        3x3 convolution with stride 2 per entry, each halving the height
+        and width (rounding up) and followed by ``activation``. Ignored by
+        'dense'.
     activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
-        Activation of the hidden layers other than the bottleneck.
+        Activation of the hidden layers (and convolutions) other than the
+        bottleneck.
     alpha : float, default=1e-4
         Strength of the L2 penalty on the weights, as in
         :class:`~sklearn.neural_network.MLPClassifier`.
@@ -191,7 +209,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
     True
     """
 
-    _network = BottleneckNetwork
+    _network = staticmethod(bottleneck_network)
     _stratify = True
     _auto_batch_size = 128
     _extra_domains = {"neighbor_weight": interval("real", 0, None)}
@@ -200,6 +218,9 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         self,
         hidden_layer_sizes=(500, 100, 2, 100),
         *,
+        architecture="dense",
+        image_shape=None,
+        conv_channels=(16, 32),
         activation="relu",
         alpha=1e-4,
         batch_size="auto",
@@ -217,6 +238,9 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         device="auto",
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.architecture = architecture
+        self.image_shape = image_shape
+        self.conv_channels = conv_channels
         self.activation = activation
         self.alpha = alpha
         self.batch_size = batch_size
@@ -305,6 +329,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
             "hidden_layer_sizes": layer_sizes(self.hidden_layer_sizes),
             "n_outputs": len(self.classes_),
             "activation": self.activation,
+            **self._architecture_kwargs(),
         }
 
     def _objective(self, seed):

@@ -94,6 +94,13 @@ def _add_study_parser(sub):
         "on digits, else each estimator's default)",
     )
     study.add_argument(
+        "--architecture",
+        choices=("dense", "conv"),
+        default="dense",
+        help="networks of the DenoisingAutoencoder and the BottleneckClassifier: "
+        "dense layers, or convolutions in front of them (default: %(default)s)",
+    )
+    study.add_argument(
         "--seed",
         type=_seed,
         default=0,
@@ -168,6 +175,7 @@ def main(argv=None):
         max_iter=args.max_iter,
         seed=args.seed,
         out=args.out,
+        architecture=args.architecture,
     )
     try:
         run_study(config, log=None if args.quiet else _progress)
