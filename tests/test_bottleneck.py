@@ -629,8 +629,16 @@ def test_unscaled_data_gives_the_same_model(small_digits):
 def test_integer_weights_act_like_repeated_rows(data):
     X, y = data
     weights = np.random.default_rng(0).integers(1, 3, len(y))
-    # One full batch in a fixed order: the two fits see the same loss.
-    params = {"batch_size": 1000, "shuffle": False, "max_iter": 50}
+    # One full batch in a fixed order: the two fits see the same
+    # classification loss. The neighbour term works on pairs of rows, where
+    # a repeated row is its own nearest neighbour, so it is left out here
+    # (test_integer_weights_weigh_rows_in_the_neighbour_term covers it).
+    params = {
+        "batch_size": 1000,
+        "shuffle": False,
+        "max_iter": 50,
+        "neighbor_weight": 0.0,
+    }
     weighted = make_clf(**params).fit(X, y, sample_weight=weights)
     repeated = make_clf(**params).fit(
         np.repeat(X, weights, axis=0), np.repeat(y, weights)
@@ -717,22 +725,72 @@ def test_beside_scikit_learn_classifiers_in_model_selection(data):
 # -- the neighbour term ---------------------------------------------------------
 
 
-def test_input_affinities_are_a_symmetric_knn_distribution():
+def test_input_affinities_are_a_symmetric_knn_distribution_within_classes():
     from denoisenet.bottleneck import _input_affinities
 
-    x = torch.randn(40, 5, generator=torch.Generator().manual_seed(0))
-    p = _input_affinities(x, 6)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 5, generator=generator)
+    labels = torch.arange(40) % 3
+    p = _input_affinities(x, labels, None, 6)
     assert torch.allclose(p, p.T)
     assert torch.isclose(p.sum(), torch.tensor(1.0))
     assert torch.all(p.diagonal() == 0)
-    # Every row's mass sits on its own 6 nearest neighbours (and on the rows
-    # that have it among theirs): at least 6 and at most 39 non-zero entries.
+    # No mass between classes.
+    assert torch.all(p[labels[:, None] != labels[None, :]] == 0)
+    # Every row's mass sits on its own 6 nearest neighbours of its class
+    # (and on the rows that have it among theirs).
     nonzero = (p > 0).sum(dim=1)
-    assert torch.all(nonzero >= 6) and torch.all(nonzero <= 39)
+    assert torch.all(nonzero >= 6) and torch.all(nonzero <= 13)
     d = torch.cdist(x, x)
     d.fill_diagonal_(float("inf"))
+    d[labels[:, None] != labels[None, :]] = float("inf")
     nearest = d.argmin(dim=1)
     assert torch.all(p[torch.arange(40), nearest] > 0)
+
+
+def test_input_affinities_of_a_lone_class_member_are_zero():
+    from denoisenet.bottleneck import _input_affinities
+
+    x = torch.randn(10, 3, generator=torch.Generator().manual_seed(1))
+    labels = torch.tensor([0] * 9 + [1])
+    p = _input_affinities(x, labels, None, 4)
+    assert torch.all(p[9] == 0) and torch.all(p[:, 9] == 0)
+    assert torch.isclose(p.sum(), torch.tensor(1.0))
+    assert torch.isfinite(p).all()
+
+
+def test_rows_of_weight_zero_take_no_part_in_the_neighbour_term():
+    from denoisenet.bottleneck import _input_affinities, _neighbor_loss
+
+    generator = torch.Generator().manual_seed(2)
+    x = torch.randn(30, 4, generator=generator)
+    z = torch.randn(30, 2, generator=generator)
+    labels = torch.arange(30) % 2
+    weights = torch.ones(30)
+    weights[[3, 8, 20]] = 0.0
+    p = _input_affinities(x, labels, weights, 5)
+    assert torch.all(p[[3, 8, 20]] == 0) and torch.all(p[:, [3, 8, 20]] == 0)
+    keep = weights > 0
+    # The same loss as with those rows removed, wherever they lie.
+    moved = z.clone()
+    moved[[3, 8, 20]] = 100.0
+    expected = _neighbor_loss(x[keep], z[keep], labels[keep], None, 5)
+    for codes in (z, moved):
+        actual = _neighbor_loss(x, codes, labels, weights, 5)
+        assert torch.isclose(actual, expected, rtol=1e-5)
+
+
+def test_integer_weights_weigh_rows_in_the_neighbour_term():
+    from denoisenet.bottleneck import _input_affinities
+
+    x = torch.randn(20, 3, generator=torch.Generator().manual_seed(3))
+    labels = torch.zeros(20, dtype=torch.long)
+    weights = torch.ones(20)
+    weights[0] = 3.0
+    p = _input_affinities(x, labels, weights, 4)
+    plain = _input_affinities(x, labels, None, 4)
+    assert p[0].sum() > plain[0].sum()
+    assert torch.isclose(p.sum(), torch.tensor(1.0))
 
 
 def test_neighbor_loss_prefers_codes_that_keep_neighbours():
@@ -740,9 +798,10 @@ def test_neighbor_loss_prefers_codes_that_keep_neighbours():
 
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(64, 2, generator=generator) * 3
-    faithful = _neighbor_loss(x, x, 5)
-    shuffled = _neighbor_loss(x, x[torch.randperm(64, generator=generator)], 5)
-    assert faithful < shuffled
+    labels = (x[:, 0] > 0).long()
+    shuffled = x[torch.randperm(64, generator=generator)]
+    faithful = _neighbor_loss(x, x, labels, None, 5)
+    assert faithful < _neighbor_loss(x, shuffled, labels, None, 5)
 
 
 @pytest.mark.parametrize("seed", [0, 1])

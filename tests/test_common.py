@@ -25,17 +25,21 @@ NOISE_XFAIL = {
     "check_methods_sample_order_invariance": _ROW_POSITION,
 }
 
-# Mini-batch training in float32 cannot make a fit on weighted rows equal, to
-# scikit-learn's tolerance of 1e-7, to a fit on the rows repeated: the two
-# data sets are summed in different orders and the rounding differences grow
-# over hundreds of Adam steps. scikit-learn marks the same check for its own
-# stochastic-gradient estimators. test_bottleneck.py checks the equivalence
-# within a tolerance that optimisation noise respects.
+# Two reasons, each enough. (1) The neighbour term (neighbor_weight, on by
+# default) works on pairs of rows: a repeated row is its own nearest
+# neighbour at distance 0, which no weight can express, so even exact
+# arithmetic would not make weights equal repetition (zero weights do equal
+# removal: test_bottleneck.py). (2) Training runs in float32: the weighted
+# and the repeated data are summed in different orders, and the rounding
+# differences grow over hundreds of Adam steps beyond the check's 1e-7.
+# scikit-learn marks this check as failing for its own SGD estimators.
+# test_bottleneck.py checks the equivalence of the classification loss to
+# 1e-4 in a full-batch setting.
 CLASSIFIER_XFAIL = {
     "check_sample_weight_equivalence_on_dense_data": (
-        "sample_weight is implemented exactly in every mini-batch, but float32 "
-        "stochastic optimisation on weighted vs repeated rows agrees only to "
-        "optimisation noise, not to 1e-7"
+        "the neighbour term works on pairs of rows, where a repeated row is its "
+        "own nearest neighbour, and float32 training on weighted vs repeated "
+        "rows agrees only to rounding, not to 1e-7"
     ),
 }
 
@@ -60,11 +64,15 @@ ESTIMATORS = [
         max_iter=20,
         random_state=0,
     ),
+    # One convolution for the classifier: on the checks' 2-feature blobs a
+    # second stride-2 convolution would see a 1 x 1 map, and that network
+    # trained to below the checks' 83% for some seeds, with or without the
+    # neighbour term (6 seeds measured; one convolution: 93-95%).
     BottleneckClassifier(
         (32, 2, 16),
         architecture="conv",
         image_shape=(1, -1),
-        conv_channels=(4, 8),
+        conv_channels=(8,),
         max_iter=60,
         learning_rate_init=0.01,
         random_state=0,

@@ -12,6 +12,9 @@ from denoisenet._training import Objective
 
 __all__ = ["BottleneckClassifier"]
 
+# Same-class neighbours per image in the neighbour term; see _input_affinities.
+NEIGHBOR_COUNT = 5
+
 
 def _cross_entropy(logits, targets, weights):
     if weights is None:
@@ -25,30 +28,50 @@ def _squared_distances(x):
     return (sq[:, None] + sq[None, :] - 2 * x @ x.T).clamp_min(0)
 
 
-def _input_affinities(x, n_neighbors):
-    """Symmetric k-nearest-neighbour affinities of the rows of a batch.
+def _input_affinities(x, labels, weights, n_neighbors):
+    """Symmetric affinities between same-class nearest neighbours in a batch.
 
-    Uniform weights on each row's nearest neighbours in the batch, as in
-    t-SNE on a kNN graph: a fraction of the cost of calibrating Gaussian
-    bandwidths to a perplexity, with maps of the same quality.
+    Each row gives equal weight to its ``n_neighbors`` nearest rows of the
+    same class in the batch (fewer when the batch holds fewer), as t-SNE on
+    a kNN graph does: a fraction of the cost of calibrating Gaussian
+    bandwidths to a perplexity. Pairs of different classes get none: the
+    term then orders the images *within* each class region of the map and
+    never pulls two classes together, which would fight the classification
+    loss (on Fashion-MNIST, unsupervised neighbours raised the
+    trustworthiness as much but cost more than a point of accuracy).
+
+    With sample ``weights``, a row's share of the mass is its weight, and
+    rows of weight 0 are neither neighbours nor have any.
     """
     n = x.shape[0]
-    k = min(n_neighbors, n - 1)
     with torch.no_grad():
         d = _squared_distances(x)
         d.fill_diagonal_(float("inf"))
-        nearest = d.topk(k, dim=1, largest=False).indices
-        p = torch.zeros_like(d).scatter_(1, nearest, 1.0 / k)
-        return (p + p.T) / (2 * n)
+        d.masked_fill_(labels[:, None] != labels[None, :], float("inf"))
+        if weights is not None:
+            absent = weights <= 0
+            d.masked_fill_(absent[:, None] | absent[None, :], float("inf"))
+        distances, nearest = d.topk(min(n_neighbors, n - 1), dim=1, largest=False)
+        found = torch.isfinite(distances).to(x.dtype)
+        share = found / found.sum(1, keepdim=True).clamp_min(1.0)
+        if weights is not None:
+            share = share * weights[:, None]
+        p = torch.zeros_like(d).scatter_(1, nearest, share)
+        p = p + p.T
+        return p / p.sum().clamp_min(1e-12)
 
 
-def _neighbor_loss(x, z, n_neighbors):
+def _neighbor_loss(x, z, labels, weights, n_neighbors):
     """Parametric t-SNE: KL divergence between input and code affinities."""
-    p = _input_affinities(x, n_neighbors)
+    p = _input_affinities(x, labels, weights, n_neighbors)
     log_kernel = -torch.log1p(_squared_distances(z))
-    n = z.shape[0]
-    # The diagonal holds exp(0) = 1 for every row; Q excludes it.
-    log_norm = torch.log((torch.exp(log_kernel).sum() - n).clamp_min(1e-12))
+    # Q is normalised over the pairs of distinct rows that take part: the
+    # diagonal, and rows of weight 0, are left out (P is 0 there).
+    pairs = 1.0 - torch.eye(z.shape[0], dtype=z.dtype, device=z.device)
+    if weights is not None:
+        present = (weights > 0).to(z.dtype)
+        pairs = pairs * (present[:, None] * present[None, :])
+    log_norm = torch.log((torch.exp(log_kernel) * pairs).sum().clamp_min(1e-12))
     return -(p * (log_kernel - log_norm)).sum() + torch.special.xlogy(p, p).sum()
 
 
@@ -125,18 +148,20 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         Step size of Adam.
     max_iter : int, default=30
         Maximum number of epochs.
-    neighbor_weight : float, default=0.0
+    neighbor_weight : float, default=0.3
         Weight of a parametric t-SNE term that keeps images that are near
         each other in the input near each other in the bottleneck: within
         every batch, the Kullback-Leibler divergence between uniform
-        affinities on each image's 10 nearest neighbours and Student-t
-        affinities of the codes. A plain classification loss squeezes each
-        class into a blob and loses the neighbourhoods inside it; on
-        Fashion-MNIST, 0.3 raised the trustworthiness of the 2-D map from
-        0.83 to 0.92 (t-SNE: 0.98) at a cost of about half a point of
-        accuracy, and the step costs about 1.5x as much. Off by default,
-        because the blog's classifier is judged by its accuracy; turn it on
-        when the map matters.
+        affinities on each image's 5 nearest neighbours *of the same class*
+        and Student-t affinities of the codes. A plain classification loss
+        squeezes each class into a blob and loses the neighbourhoods inside
+        it; the term orders each class region and never pulls two classes
+        together. On Fashion-MNIST it raised the trustworthiness of the 2-D
+        map from 0.83 to 0.885-0.897 over five seeds (t-SNE: 0.98), and the
+        test accuracy from 88.3-88.8% to 88.4-89.1%. 0 turns it off (a
+        plain cross-entropy network); larger values favour the map (1.0:
+        trustworthiness 0.92, but accuracy just below 88% for some seeds).
+        On by default because the map is half of what the estimator is for.
     early_stopping : bool, default=False
         Hold out a stratified ``validation_fraction`` of the data, stop when
         the validation accuracy stops improving, and restore the best
@@ -226,7 +251,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         batch_size="auto",
         learning_rate_init=1e-3,
         max_iter=30,
-        neighbor_weight=0.0,
+        neighbor_weight=0.3,
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
@@ -339,7 +364,9 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
             codes = module.encode(inputs)
             value = _cross_entropy(module.head(codes), targets, weights)
             if weight > 0 and inputs.shape[0] > 3:
-                value = value + weight * _neighbor_loss(inputs, codes, 10)
+                value = value + weight * _neighbor_loss(
+                    inputs, codes, targets, weights, NEIGHBOR_COUNT
+                )
             return value
 
         return Objective(loss, None, _accuracy)
