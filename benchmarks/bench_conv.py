@@ -177,8 +177,9 @@ def main(argv=None):
     try:
         X_train, y_train, real = _common.load_images("train", cfg.n_samples)
         X_test, y_test, _ = _common.load_images("test", cfg.test_samples)
-        defaults = DenoisingAutoencoder().get_params()
-        print(f"conv_channels default: {defaults['conv_channels']}")
+        for estimator in (DenoisingAutoencoder(), BottleneckClassifier()):
+            channels = estimator.get_params()["conv_channels"]
+            print(f"{type(estimator).__name__}: conv_channels default {channels}")
         if cfg.max_iter is not None:
             print(f"!! max_iter overridden to {cfg.max_iter}")
         if cfg.part in ("dae", "all"):

@@ -56,6 +56,31 @@ def test_bottleneck_trains_and_predicts_on_the_gpu(digits):
 
 
 @cuda
+@pytest.mark.parametrize("estimator", ["dae", "clf"])
+def test_conv_networks_refit_bit_identically_on_the_gpu(digits, estimator):
+    # cuDNN is held to deterministic fp32 algorithms during fit and
+    # prediction, so an int seed gives the same model on the same GPU.
+    X, y = digits
+    params = {
+        "architecture": "conv",
+        "conv_channels": (8, 16),
+        "max_iter": 3,
+        "device": "cuda",
+        "random_state": 0,
+    }
+    if estimator == "dae":
+        make = lambda: DenoisingAutoencoder((32, 8, 32), **params).fit(X)  # noqa: E731
+    else:
+        make = lambda: BottleneckClassifier((32, 2, 16), **params).fit(X, y)  # noqa: E731
+    first, second = make(), make()
+    assert next(first.module_.parameters()).device.type == "cuda"
+    np.testing.assert_array_equal(first.transform(X), second.transform(X))
+    # The GPU's answer agrees with the CPU's for the same weights.
+    on_cpu = pickle.loads(pickle.dumps(first)).set_params(device="cpu")
+    np.testing.assert_allclose(on_cpu.transform(X), first.transform(X), atol=1e-4)
+
+
+@cuda
 def test_a_gpu_model_unpickles_and_predicts_without_a_gpu(digits, tmp_path):
     X, y = digits
     clf = BottleneckClassifier(
