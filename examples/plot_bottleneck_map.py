@@ -18,9 +18,11 @@ Two numbers compare the maps:
   on the map's coordinates alone (5-fold cross-validation). It rewards a map
   that keeps the classes apart.
 
-A third map uses the classifier's ``neighbor_weight``: a parametric t-SNE
-term in the loss that pulls images that are neighbours in pixel space
-together in the bottleneck.
+The classifier's ``neighbor_weight`` (0.3 by default) adds a parametric
+t-SNE term to its loss that keeps images of a class that are neighbours in
+pixel space together in the bottleneck; the middle map turns it off
+(``neighbor_weight=0``, cross-entropy alone), the right one keeps the
+default.
 """
 
 # %%
@@ -134,8 +136,10 @@ plt.show()
 # bottleneck has seen the labels, so its classes fan out into separate
 # regions, which a nearest-neighbour classifier on the map rewards; inside
 # a region, though, the order of the images owes little to their pixels,
-# which costs trustworthiness. The neighbour term trades some of that
-# separation for neighbourhoods closer to t-SNE's. (On the 8x8 digits,
+# which costs trustworthiness. The neighbour term orders each region by
+# the pixels, so that neighbourhoods come closer to t-SNE's; it uses
+# neighbours of the same class only, so the classes stay apart. (On the
+# 8x8 digits,
 # whose classes t-SNE already keeps apart, the bottleneck has no edge in
 # kNN accuracy.)
 #
