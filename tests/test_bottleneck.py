@@ -804,6 +804,26 @@ def test_neighbor_loss_prefers_codes_that_keep_neighbours():
     assert faithful < _neighbor_loss(x, shuffled, labels, None, 5)
 
 
+def test_neighbour_term_memory_is_bounded_in_large_batches(data, monkeypatch):
+    import denoisenet.bottleneck as module
+
+    seen = []
+    original = module._neighbor_loss
+
+    def spy(x, z, labels, weights, n_neighbors):
+        seen.append((x.shape[0], z.shape[0], labels.shape[0]))
+        return original(x, z, labels, weights, n_neighbors)
+
+    monkeypatch.setattr(module, "_neighbor_loss", spy)
+    monkeypatch.setattr(module, "NEIGHBOR_ROWS", 50)
+    X, y = data
+    make_clf(batch_size=len(y), max_iter=2).fit(X, y)
+    assert seen and all(shape == (50, 50, 50) for shape in seen)
+    seen.clear()
+    make_clf(batch_size=len(y), max_iter=1, neighbor_weight=0.0).fit(X, y)
+    assert seen == []
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_neighbor_weight_makes_the_map_more_trustworthy(seed):
     from sklearn.manifold import trustworthiness

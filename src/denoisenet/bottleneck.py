@@ -14,6 +14,10 @@ __all__ = ["BottleneckClassifier"]
 
 # Same-class neighbours per image in the neighbour term; see _input_affinities.
 NEIGHBOR_COUNT = 5
+# The term compares every pair of rows of a batch; beyond this many rows it
+# runs on the first ones only (a batch is a random sample of the data when
+# shuffle=True), so that memory stays bounded with large batches.
+NEIGHBOR_ROWS = 512
 
 
 def _cross_entropy(logits, targets, weights):
@@ -162,6 +166,8 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         plain cross-entropy network); larger values favour the map (1.0:
         trustworthiness 0.92, but accuracy just below 88% for some seeds).
         On by default because the map is half of what the estimator is for.
+        It compares all pairs of rows in a batch, of batches larger than 512
+        rows the first 512.
     early_stopping : bool, default=False
         Hold out a stratified ``validation_fraction`` of the data, stop when
         the validation accuracy stops improving, and restore the best
@@ -364,8 +370,13 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
             codes = module.encode(inputs)
             value = _cross_entropy(module.head(codes), targets, weights)
             if weight > 0 and inputs.shape[0] > 3:
+                rows = slice(0, NEIGHBOR_ROWS)
                 value = value + weight * _neighbor_loss(
-                    inputs, codes, targets, weights, NEIGHBOR_COUNT
+                    inputs[rows],
+                    codes[rows],
+                    targets[rows],
+                    None if weights is None else weights[rows],
+                    NEIGHBOR_COUNT,
                 )
             return value
 
