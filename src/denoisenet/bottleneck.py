@@ -394,7 +394,9 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         y : array-like of shape (n_samples,)
             Class labels: any labels scikit-learn accepts.
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weights of the samples in the loss.
+            Non-negative weights of the samples in the loss. In the
+            neighbour term a sample's weight is its share of the affinities,
+            and samples of weight 0 take no part.
 
         Returns
         -------
