@@ -106,7 +106,20 @@ def _conv_width(image_shape, conv_channels):
     return conv_channels[-1] * height * width
 
 
-class DenseAutoencoder(nn.Module):
+class _Autoencoder(nn.Module):
+    """What both auto-encoders share: an ``encoder`` and a ``decoder``."""
+
+    def encode(self, x):
+        return self.encoder(x)
+
+    def decode(self, z):
+        return self.decoder(z)
+
+    def forward(self, x):
+        return self.decoder(self.encoder(x))
+
+
+class DenseAutoencoder(_Autoencoder):
     """Encoder down to the narrowest hidden layer, decoder back out.
 
     The decoder ends in a sigmoid because the estimator trains on data
@@ -122,17 +135,8 @@ class DenseAutoencoder(nn.Module):
             _dense(sizes[cut - 1 :], activation, last_activation=False), nn.Sigmoid()
         )
 
-    def encode(self, x):
-        return self.encoder(x)
 
-    def decode(self, z):
-        return self.decoder(z)
-
-    def forward(self, x):
-        return self.decoder(self.encoder(x))
-
-
-class ConvAutoencoder(nn.Module):
+class ConvAutoencoder(_Autoencoder):
     """Convolutions, the dense ``hidden_layer_sizes``, transposed convolutions.
 
     The encoder is a stack of 3x3 stride-2 convolutions (one per entry of
@@ -163,15 +167,6 @@ class ConvAutoencoder(nn.Module):
             *_conv_decoder(image_shape, conv_channels, activation),
             nn.Sigmoid(),
         )
-
-    def encode(self, x):
-        return self.encoder(x)
-
-    def decode(self, z):
-        return self.decoder(z)
-
-    def forward(self, x):
-        return self.decoder(self.encoder(x))
 
 
 class BottleneckNetwork(nn.Module):
