@@ -418,7 +418,9 @@ def test_no_convergence_warning_when_training_stalls_early(small_digits):
     X, _ = small_digits
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        dae = make_dae(tol=10.0, n_iter_no_change=1, max_iter=20).fit(X)
+        dae = make_dae(
+            tol=10.0, n_iter_no_change=1, max_iter=20, learning_rate="constant"
+        ).fit(X)
     # Epoch 1 improves on an infinite loss; epochs 2 and 3 stall by tol=10,
     # and the second stalled epoch exceeds n_iter_no_change=1.
     assert dae.n_iter_ == 3
@@ -475,7 +477,9 @@ def test_early_stopping_restores_weights_from_before_the_last_epochs(
         return [-3.0, -1.0, -2.0, -2.0, -2.0, -2.0][len(states) - 1]
 
     monkeypatch.setattr(denoisenet._training, "_validate", validate)
-    dae = make_dae(early_stopping=True, max_iter=20, n_iter_no_change=3).fit(X)
+    dae = make_dae(
+        early_stopping=True, max_iter=20, n_iter_no_change=3, learning_rate="constant"
+    ).fit(X)
     assert dae.n_iter_ == 6
     assert dae.validation_scores_ == [-3.0, -1.0, -2.0, -2.0, -2.0, -2.0]
     assert dae.best_validation_score_ == -1.0

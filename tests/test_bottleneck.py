@@ -388,12 +388,25 @@ def test_convergence_warning_when_max_iter_ends_training(data):
     assert clf.n_iter_ == 2
 
 
-def test_no_convergence_warning_when_training_stalls_early(data):
+@pytest.mark.parametrize(
+    "learning_rate, epochs",
+    [
+        # The first epoch sets the best loss; with tol=10 every later one
+        # stalls, and n_iter_no_change=1 stops at the second stall.
+        ("constant", 3),
+        # Each stall first divides the rate by 5 (1, 1/5, 1/25, 1/125: three
+        # stalls to reach a hundredth); then two more stalls stop it.
+        ("adaptive", 6),
+    ],
+)
+def test_no_convergence_warning_when_training_stalls_early(data, learning_rate, epochs):
     X, y = data
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        clf = make_clf(tol=10.0, n_iter_no_change=1, max_iter=20).fit(X, y)
-    assert clf.n_iter_ == 3 < clf.max_iter
+        clf = make_clf(
+            tol=10.0, n_iter_no_change=1, max_iter=20, learning_rate=learning_rate
+        ).fit(X, y)
+    assert clf.n_iter_ == epochs < clf.max_iter
 
 
 def test_early_stopping_records_and_restores_the_best_epoch(data, monkeypatch):
@@ -633,11 +646,13 @@ def test_integer_weights_act_like_repeated_rows(data):
     # classification loss. The neighbour term works on pairs of rows, where
     # a repeated row is its own nearest neighbour, so it is left out here
     # (test_integer_weights_weigh_rows_in_the_neighbour_term covers it).
+    # Batch normalisation's statistics count rows, not weights: off too.
     params = {
         "batch_size": 1000,
         "shuffle": False,
         "max_iter": 50,
         "neighbor_weight": 0.0,
+        "batch_norm": False,
     }
     weighted = make_clf(**params).fit(X, y, sample_weight=weights)
     repeated = make_clf(**params).fit(
@@ -843,3 +858,84 @@ def test_neighbor_weight_makes_the_map_more_trustworthy(seed):
         scores[weight] = trustworthiness(X, clf.transform(X), n_neighbors=10)
     # Measured: 0.88-0.90 without the term, 0.93-0.94 with it.
     assert scores[1.0] > scores[0.0] + 0.02
+
+
+# -- batch normalisation and class weights ------------------------------------
+
+
+def test_batch_norm_normalises_every_hidden_layer_but_the_bottleneck(data):
+    X, y = data
+    clf = make_clf(hidden_layer_sizes=(32, 16, 2, 8)).fit(X, y)
+    norms = [m for m in clf.module_.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert [m.num_features for m in norms] == [32, 16, 8]
+    plain = make_clf(hidden_layer_sizes=(32, 16, 2, 8), batch_norm=False).fit(X, y)
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in plain.module_.modules())
+    # The running statistics were learned, and transform uses them: a row
+    # maps to the same point alone or among others.
+    assert not torch.equal(norms[0].running_mean, torch.zeros(32))
+    np.testing.assert_array_equal(clf.transform(X[:1]), clf.transform(X)[:1])
+
+
+def test_batch_norm_on_one_sample_is_a_clear_error(data):
+    X, y = data
+    clf = make_clf().partial_fit(X, y, classes=np.unique(y))
+    with pytest.raises(ValueError, match="1 sample.*batch_norm=False"):
+        clf.partial_fit(X[:1], y[:1])
+    make_clf(batch_norm=False).partial_fit(X[:1], y[:1], classes=np.unique(y))
+
+
+def test_batch_norm_trains_when_a_batch_would_hold_one_row(data):
+    X, y = data
+    # 150 rows in batches of 149 leave one row: it joins the batch before.
+    clf = make_clf(batch_size=149, max_iter=2).fit(X, y)
+    assert np.isfinite(clf.loss_curve_).all()
+
+
+def test_balanced_class_weight_equals_the_matching_sample_weights(data):
+    X, y = data
+    keep = (y != 2) | (np.arange(len(y)) % 4 == 0)  # class 2 made rare
+    X, y = X[keep], y[keep]
+    counts = np.bincount(y)
+    weights = len(y) / (len(counts) * counts[y])
+    by_class = make_clf(class_weight="balanced").fit(X, y)
+    by_sample = make_clf().fit(X, y, sample_weight=weights)
+    np.testing.assert_allclose(
+        by_class.predict_proba(X), by_sample.predict_proba(X), atol=1e-5
+    )
+    plain = make_clf().fit(X, y)
+    assert np.abs(by_class.predict_proba(X) - plain.predict_proba(X)).max() > 1e-3
+
+
+def test_class_weight_dict_multiplies_sample_weight(data):
+    X, y = data
+    sample_weight = np.linspace(0.5, 1.5, len(y))
+    by_class = make_clf(class_weight={0: 2.0}).fit(X, y, sample_weight=sample_weight)
+    both = np.where(y == 0, 2.0, 1.0) * sample_weight
+    by_sample = make_clf().fit(X, y, sample_weight=both)
+    np.testing.assert_allclose(
+        by_class.predict_proba(X), by_sample.predict_proba(X), atol=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    "class_weight, message",
+    [
+        ({0: -1.0}, "'class_weight' parameter"),
+        ({0: float("nan")}, "'class_weight' parameter"),
+        ("heavy", "'class_weight' parameter"),
+        ({7: 1.0}, "not in class_weight|7"),
+        ({0: 0.0, 1: 0.0}, "fewer than 2 classes"),
+    ],
+)
+def test_invalid_class_weight_is_an_error(data, helpers, class_weight, message):
+    X, y = data
+    clf = make_clf(class_weight=class_weight)
+    with pytest.raises(ValueError, match=message):
+        clf.fit(X, y)
+    assert helpers.fitted_attributes(clf) == []
+
+
+def test_balanced_class_weight_is_refused_by_partial_fit(data):
+    X, y = data
+    with pytest.raises(ValueError, match="compute_class_weight"):
+        make_clf(class_weight="balanced").partial_fit(X, y, classes=np.unique(y))

@@ -165,6 +165,119 @@ def test_stopping_rule_is_scikit_learns(losses, tol, n_iter_no_change):
     assert history.loss_curve == losses[:epoch]
 
 
+def adaptive_reference(losses, tol, n_iter_no_change):
+    """Epochs run and learning-rate factors by epoch, written out by hand.
+
+    A stall of ``n_iter_no_change // 5`` epochs divides the rate by 5 until
+    it is a hundredth of the initial one; then the constant-rate rule stops.
+    """
+    best, count, factor, factors = math.inf, 0, 1.0, []
+    patience = max(1, n_iter_no_change // 5)
+    for epoch, loss in enumerate(losses, start=1):
+        factors.append(factor)
+        count = count + 1 if loss > best - tol else 0
+        best = min(best, loss)
+        if factor > 1e-2 and count >= patience:
+            factor, count = factor / 5, 0
+        elif factor <= 1e-2 and count > n_iter_no_change:
+            return epoch, factors
+    return len(losses), factors
+
+
+def lr_recording(values, rates, optimizer_box):
+    """A scripted loss that also records the optimiser's rate per call."""
+    loss = scripted(values)
+
+    def recorded(module, inputs, targets, weights):
+        rates.append(optimizer_box[0].param_groups[0]["lr"])
+        return loss(module, inputs, targets, weights)
+
+    return recorded
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    losses=st.lists(
+        st.sampled_from([1.0, 0.75, 0.5, 0.4375, 0.25, 0.125]),
+        min_size=1,
+        max_size=30,
+    ),
+    n_iter_no_change=st.integers(1, 12),
+)
+def test_adaptive_rate_divides_by_5_on_stalls_then_stops(losses, n_iter_no_change):
+    module = tiny_module()
+    optimizer = make_optimizer(module, 0.01, 0.0, N_ROWS)
+    rates = []
+    schedule = Schedule(
+        batch_size=N_ROWS,
+        max_epochs=len(losses),
+        shuffle=False,
+        warn_on_max_iter=False,
+        tol=TOL,
+        n_iter_no_change=n_iter_no_change,
+        learning_rate="adaptive",
+    )
+    history = History.start(False)
+    objective = Objective(lr_recording(list(losses), rates, [optimizer]))
+    train(
+        module,
+        optimizer,
+        objective,
+        tiny_data(),
+        schedule,
+        history,
+        generators(),
+        "cpu",
+    )
+    epochs, factors = adaptive_reference(losses, TOL, n_iter_no_change)
+    assert history.n_iter == epochs
+    assert rates == pytest.approx([0.01 * f for f in factors[:epochs]], rel=1e-12)
+
+
+def test_constant_rate_never_changes_the_learning_rate():
+    module = tiny_module()
+    optimizer = make_optimizer(module, 0.01, 0.0, N_ROWS)
+    rates = []
+    losses = [1.0] * 6
+    schedule = Schedule(
+        batch_size=N_ROWS,
+        max_epochs=6,
+        shuffle=False,
+        warn_on_max_iter=False,
+        n_iter_no_change=3,
+    )
+    objective = Objective(lr_recording(losses, rates, [optimizer]))
+    history = History.start(False)
+    train(
+        module,
+        optimizer,
+        objective,
+        tiny_data(),
+        schedule,
+        history,
+        generators(),
+        "cpu",
+    )
+    assert history.n_iter == 5
+    assert rates == [0.01] * 5
+
+
+@pytest.mark.parametrize(
+    "n, min_rows, sizes",
+    [(7, 1, [3, 3, 1]), (7, 2, [3, 4]), (6, 2, [3, 3]), (1, 2, [1])],
+)
+def test_a_too_small_last_batch_joins_the_one_before(n, min_rows, sizes):
+    log = []
+    run(
+        Objective(recording_loss(log)),
+        max_epochs=1,
+        data=tiny_data(n),
+        batch_size=3,
+        min_batch_rows=min_rows,
+    )
+    assert [len(inputs) for inputs, _, _ in log] == sizes
+
+
 def test_history_continues_across_calls():
     # What warm_start and partial_fit rely on: the first call ends with one
     # stalled epoch, so one more stalled epoch in the second call exceeds

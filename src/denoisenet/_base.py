@@ -242,6 +242,7 @@ COMMON_DOMAINS = {
     "activation": one_of(*ACTIVATIONS),
     "alpha": interval("real", 0, None),
     "batch_size": one_of("auto") | interval("int", 1, None),
+    "learning_rate": one_of("constant", "adaptive"),
     "learning_rate_init": interval("real", 0, None, closed="neither"),
     "max_iter": interval("int", 1, None),
     "early_stopping": BOOL,
@@ -393,6 +394,19 @@ def thread_budget():
             torch.set_num_threads(_budget_saved)
 
 
+def _without_unweighted_rows(data):
+    """Leave rows of sample weight 0 out of training.
+
+    A weight of 0 then means exactly what removing the row means, batch
+    statistics (batch normalisation) and batch sizes included.
+    """
+    if data.weights is not None:
+        keep = data.weights[data.indices].cpu() > 0
+        if keep.any():
+            data.indices = data.indices[keep]
+    return data
+
+
 def _fits_on_gpu(X, device):
     """Whether ``X`` takes at most a quarter of the GPU's free memory."""
     free, _ = torch.cuda.mem_get_info(device)
@@ -541,6 +555,9 @@ class NeuralEstimatorBase(BaseEstimator):
             early_stopping=early_stopping,
             verbose=self.verbose,
             warn_on_max_iter=not incremental,
+            # partial_fit runs one epoch a call: there is no stall to act on.
+            learning_rate="constant" if incremental else self.learning_rate,
+            min_batch_rows=self._min_batch_rows(),
         )
         generators = (
             torch_generator(shuffle_seed),
@@ -571,6 +588,10 @@ class NeuralEstimatorBase(BaseEstimator):
             ),
             "conv_channels": layer_sizes(self.conv_channels),
         }
+
+    def _min_batch_rows(self):
+        """Fewest rows a training batch may have (2 for batch normalisation)."""
+        return 2 if getattr(self, "batch_norm", False) else 1
 
     def _check_same_network(self):
         """Raise ValueError when warm_start or partial_fit meets a new network.
@@ -639,7 +660,7 @@ class NeuralEstimatorBase(BaseEstimator):
         indices = torch.arange(n)
         data = _training.TrainingData(X_t, indices, targets, weights)
         if not early_stopping:
-            return data
+            return _without_unweighted_rows(data)
         stratify = targets.cpu().numpy() if self._stratify else None
         train_rows, val_rows = train_test_split(
             np.arange(n),
@@ -650,7 +671,7 @@ class NeuralEstimatorBase(BaseEstimator):
         data.indices = torch.from_numpy(train_rows)
         data.X_val = X_t[val_rows]
         data.targets_val = None if targets is None else targets[val_rows]
-        return data
+        return _without_unweighted_rows(data)
 
     def _module(self, reuse, seed, device):
         if reuse:

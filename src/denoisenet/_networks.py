@@ -36,11 +36,17 @@ def bottleneck_index(hidden_layer_sizes):
     return sizes.index(min(sizes))
 
 
-def _dense(sizes, activation, *, last_activation=True):
-    """Linear layers between consecutive ``sizes``, each followed by ``activation``."""
+def _dense(sizes, activation, *, last_activation=True, batch_norm=()):
+    """Linear layers between consecutive ``sizes``, each followed by ``activation``.
+
+    ``batch_norm`` holds the indices of the layers whose output is batch
+    normalised (before the activation).
+    """
     layers = []
     for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(n_in, n_out))
+        if i in batch_norm:
+            layers.append(nn.BatchNorm1d(n_out))
         if last_activation or i < len(sizes) - 2:
             layers.append(ACTIVATIONS[activation]())
     return nn.Sequential(*layers)
@@ -187,6 +193,7 @@ class BottleneckNetwork(nn.Module):
         *,
         image_shape=None,
         conv_channels=(),
+        batch_norm=False,
     ):
         super().__init__()
         convolutions = []
@@ -195,10 +202,19 @@ class BottleneckNetwork(nn.Module):
             n_features = _conv_width(image_shape, conv_channels)
         sizes = [n_features, *hidden_layer_sizes, n_outputs]
         cut = bottleneck_index(hidden_layer_sizes) + 2
+        # Every hidden layer but the bottleneck is normalised: the map keeps
+        # the scale that the neighbour term's Student-t kernel gives it.
+        normed_in = range(cut - 2) if batch_norm else ()
+        normed_out = range(len(sizes) - cut - 1) if batch_norm else ()
         self.encoder = nn.Sequential(
-            *convolutions, *_dense(sizes[:cut], activation, last_activation=False)
+            *convolutions,
+            *_dense(
+                sizes[:cut], activation, last_activation=False, batch_norm=normed_in
+            ),
         )
-        self.head = _dense(sizes[cut - 1 :], activation, last_activation=False)
+        self.head = _dense(
+            sizes[cut - 1 :], activation, last_activation=False, batch_norm=normed_out
+        )
 
     def encode(self, x):
         return self.encoder(x)
@@ -235,6 +251,7 @@ def bottleneck_network(
     architecture="dense",
     image_shape=None,
     conv_channels=(),
+    batch_norm=False,
 ):
     """The classifier module for ``architecture`` ("dense" or "conv")."""
     if architecture != "conv":
@@ -246,6 +263,7 @@ def bottleneck_network(
         activation,
         image_shape=image_shape,
         conv_channels=conv_channels,
+        batch_norm=batch_norm,
     )
 
 
@@ -262,10 +280,19 @@ def init_parameters(module, generator):
     """
     layers = list(module.modules())
     for i, layer in enumerate(layers):
+        if isinstance(layer, nn.BatchNorm1d):
+            # Built on the meta device, so its state must be set here too.
+            layer.reset_parameters()
+            continue
         if not isinstance(layer, _WEIGHTED):
             continue
         following = next(
-            (m for m in layers[i + 1 :] if not isinstance(m, nn.Sequential)), None
+            (
+                m
+                for m in layers[i + 1 :]
+                if not isinstance(m, (nn.Sequential, nn.BatchNorm1d))
+            ),
+            None,
         )
         gain = math.sqrt(2.0) if isinstance(following, nn.ReLU) else 1.0
         # (out, in, kh, kw) for a convolution, (in, out, kh, kw) for a

@@ -8,6 +8,7 @@ optimiser. Estimators describe their problem with an :class:`Objective`
 """
 
 import copy
+import itertools
 import math
 import warnings
 from collections.abc import Callable
@@ -71,6 +72,8 @@ class Schedule:
     early_stopping: bool = False
     verbose: int = 0
     warn_on_max_iter: bool = True
+    learning_rate: str = "constant"
+    min_batch_rows: int = 1
 
 
 @dataclass
@@ -83,6 +86,8 @@ class History:
     best_validation_score: float | None = None
     no_improvement_count: int = 0
     n_iter: int = 0
+    lr_scale: float = 1.0
+    annealed: bool = False
 
     @classmethod
     def start(cls, early_stopping):
@@ -126,7 +131,7 @@ def train_step(module, optimizer, objective, batch, generator):
     return loss.detach()
 
 
-def _batches(data, batch_size, shuffle, generator, device):
+def _batches(data, batch_size, shuffle, generator, device, min_rows=1):
     """Yield (inputs, targets, weights) on ``device``, one batch at a time."""
     indices = data.indices
     if shuffle:
@@ -134,8 +139,13 @@ def _batches(data, batch_size, shuffle, generator, device):
     # The rows are gathered where the data lives (the host, or the GPU when
     # the estimator put the whole data set there) and then moved.
     indices = indices.to(data.X.device)
-    for start in range(0, len(indices), batch_size):
-        rows = indices[start : start + batch_size]
+    starts = list(range(0, len(indices), batch_size))
+    if len(starts) > 1 and len(indices) - starts[-1] < min_rows:
+        # A last batch that is too small joins the one before: batch
+        # normalisation cannot normalise a single row.
+        starts.pop()
+    for start, stop in itertools.pairwise([*starts, len(indices)]):
+        rows = indices[start:stop]
         yield tuple(
             None if t is None else t.index_select(0, rows).to(device, non_blocking=True)
             for t in (data.X, data.targets, data.weights)
@@ -148,7 +158,12 @@ def run_epoch(module, optimizer, objective, data, schedule, generators, device):
     shuffle_generator, noise_generator = generators
     total = torch.zeros((), device=device)
     for batch in _batches(
-        data, schedule.batch_size, schedule.shuffle, shuffle_generator, device
+        data,
+        schedule.batch_size,
+        schedule.shuffle,
+        shuffle_generator,
+        device,
+        schedule.min_batch_rows,
     ):
         loss = train_step(module, optimizer, objective, batch, noise_generator)
         total += loss * batch[0].shape[0]
@@ -172,6 +187,47 @@ def _record(history, loss, score, tol):
             history.best_loss = loss
     history.no_improvement_count = history.no_improvement_count + 1 if stalled else 0
     return improved
+
+
+# "adaptive": the learning rate is divided by this when training stalls ...
+LEARNING_RATE_DECAY = 5.0
+# ... until it is this fraction of learning_rate_init; then training stops.
+SMALLEST_LEARNING_RATE = 1e-2
+
+
+def _patience(schedule):
+    """Stalled epochs before "adaptive" divides the learning rate.
+
+    scikit-learn's adaptive rate waits two epochs; a fifth of
+    ``n_iter_no_change`` is two with the default of 10.
+    """
+    return max(1, schedule.n_iter_no_change // 5)
+
+
+def _stalled(history, schedule):
+    """Whether the run has stalled long enough to act (decay or stop)."""
+    if schedule.learning_rate == "adaptive" and not history.annealed:
+        return history.no_improvement_count >= _patience(schedule)
+    return history.no_improvement_count > schedule.n_iter_no_change
+
+
+def _decay(optimizer, history, schedule):
+    """Divide the learning rate on a stall; False when training should stop.
+
+    With ``learning_rate="adaptive"`` (scikit-learn's rule for SGD, applied
+    to Adam's step size), a stall divides the rate by 5 and training goes
+    on; once the rate has reached a hundredth of its initial value, the
+    next stall of ``n_iter_no_change`` epochs ends training, as with a
+    constant rate.
+    """
+    if schedule.learning_rate != "adaptive" or history.annealed:
+        return False
+    for group in optimizer.param_groups:
+        group["lr"] /= LEARNING_RATE_DECAY
+    history.lr_scale /= LEARNING_RATE_DECAY
+    history.annealed = history.lr_scale <= SMALLEST_LEARNING_RATE
+    history.no_improvement_count = 0
+    return True
 
 
 def _snapshot(module, optimizer):
@@ -230,7 +286,7 @@ def train(module, optimizer, objective, data, schedule, history, generators, dev
             if _record(history, loss, score, schedule.tol) and early_stopping:
                 best = copy.deepcopy(module.state_dict())
             progress.update(history)
-            if history.no_improvement_count > schedule.n_iter_no_change:
+            if _stalled(history, schedule) and not _decay(optimizer, history, schedule):
                 break
         else:
             if schedule.warn_on_max_iter:

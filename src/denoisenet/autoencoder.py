@@ -94,10 +94,22 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
     batch_size : int or 'auto', default='auto'
         Images per optimiser step; 'auto' is ``min(256, n_samples)``.
         Larger values are clipped to the number of samples.
+    learning_rate : {'adaptive', 'constant'}, default='adaptive'
+        How Adam's step size changes during :term:`fit`. 'adaptive' is
+        scikit-learn's rule for its MLPs: each time the training loss (or,
+        with early stopping, the validation score) fails to improve by
+        ``tol`` for ``max(1, n_iter_no_change // 5)`` epochs, the step size
+        is divided by 5; once it is a hundredth of ``learning_rate_init``,
+        the next ``n_iter_no_change`` such epochs end training. 'constant'
+        keeps ``learning_rate_init`` and stops after ``n_iter_no_change``
+        epochs without improvement. :meth:`partial_fit` always uses the
+        constant rate.
     learning_rate_init : float, default=2e-3
-        Step size of Adam.
-    max_iter : int, default=30
-        Maximum number of epochs (passes over the data).
+        Initial step size of Adam.
+    max_iter : int, default=200
+        Maximum number of epochs (passes over the data); training usually
+        stops well before, when it has converged (see ``learning_rate``). A
+        :class:`~sklearn.exceptions.ConvergenceWarning` says when it has not.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the data, stop when the
         validation score (the negative denoising error) stops improving, and
@@ -191,8 +203,9 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         activation="relu",
         alpha=1e-4,
         batch_size="auto",
+        learning_rate="adaptive",
         learning_rate_init=2e-3,
-        max_iter=30,
+        max_iter=200,
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
@@ -211,6 +224,7 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         self.activation = activation
         self.alpha = alpha
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
         self.max_iter = max_iter
         self.early_stopping = early_stopping

@@ -3,14 +3,17 @@
 import numpy as np
 import torch
 from sklearn.base import ClassifierMixin, TransformerMixin
+from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from denoisenet._base import NeuralEstimatorBase, interval, layer_sizes
+from denoisenet._base import BOOL, Domain, NeuralEstimatorBase, interval, layer_sizes
 from denoisenet._networks import bottleneck_network
 from denoisenet._training import Objective
 
 __all__ = ["BottleneckClassifier"]
+
+_NON_NEGATIVE = interval("real", 0, None)
 
 # Same-class neighbours per image in the neighbour term; see _input_affinities.
 NEIGHBOR_COUNT = 5
@@ -18,6 +21,14 @@ NEIGHBOR_COUNT = 5
 # runs on the first ones only (a batch is a random sample of the data when
 # shuffle=True), so that memory stays bounded with large batches.
 NEIGHBOR_ROWS = 512
+
+
+def _is_class_weight(value):
+    if value is None or (isinstance(value, str) and value == "balanced"):
+        return True
+    return isinstance(value, dict) and all(
+        _NON_NEGATIVE.accepts(w) for w in value.values()
+    )
 
 
 def _cross_entropy(logits, targets, weights):
@@ -148,10 +159,22 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         Fashion-MNIST, batches of 128 reached about half a point more
         accuracy than 256 in the same 30 epochs.
         Larger values are clipped to the number of samples.
+    learning_rate : {'adaptive', 'constant'}, default='adaptive'
+        How Adam's step size changes during :term:`fit`. 'adaptive' is
+        scikit-learn's rule for its MLPs: each time the training loss (or,
+        with early stopping, the validation accuracy) fails to improve by
+        ``tol`` for ``max(1, n_iter_no_change // 5)`` epochs, the step size
+        is divided by 5; once it is a hundredth of ``learning_rate_init``,
+        the next ``n_iter_no_change`` such epochs end training. 'constant'
+        keeps ``learning_rate_init`` and stops after ``n_iter_no_change``
+        epochs without improvement. :meth:`partial_fit` always uses the
+        constant rate.
     learning_rate_init : float, default=1e-3
-        Step size of Adam.
-    max_iter : int, default=30
-        Maximum number of epochs.
+        Initial step size of Adam.
+    max_iter : int, default=200
+        Maximum number of epochs; training usually stops well before, when
+        it has converged (see ``learning_rate``). A
+        :class:`~sklearn.exceptions.ConvergenceWarning` says when it has not.
     neighbor_weight : float, default=0.3
         Weight of a parametric t-SNE term that keeps images that are near
         each other in the input near each other in the bottleneck: within
@@ -168,6 +191,22 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         On by default because the map is half of what the estimator is for.
         It compares all pairs of rows in a batch, of batches larger than 512
         rows the first 512.
+    batch_norm : bool, default=True
+        Batch normalisation after every hidden dense layer except the
+        bottleneck, whose scale the neighbour term sets. It lets a larger
+        step size train the narrow network quickly and stably: see the
+        benchmark figures in :ref:`training`. Training needs at least 2 rows
+        a call; a last batch of one row joins the batch before it. The
+        statistics of a batch count its rows, not their sample weights
+        (rows of weight 0 are left out of training altogether).
+    class_weight : dict, 'balanced' or None, default=None
+        Weights of the classes, multiplied into ``sample_weight``, as in
+        :class:`~sklearn.linear_model.LogisticRegression`: ``{label:
+        weight}`` (classes not named weigh 1), or 'balanced' for weights
+        inversely proportional to the class frequencies in ``y``
+        (``n_samples / (n_classes * np.bincount(y))``). :meth:`partial_fit`
+        refuses 'balanced', since one batch does not show the frequencies
+        of the data.
     early_stopping : bool, default=False
         Hold out a stratified ``validation_fraction`` of the data, stop when
         the validation accuracy stops improving, and restore the best
@@ -243,7 +282,13 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
     _network = staticmethod(bottleneck_network)
     _stratify = True
     _auto_batch_size = 128
-    _extra_domains = {"neighbor_weight": interval("real", 0, None)}
+    _extra_domains = {
+        "neighbor_weight": interval("real", 0, None),
+        "batch_norm": BOOL,
+        "class_weight": Domain(
+            "None, 'balanced' or a dict of class labels to weights", _is_class_weight
+        ),
+    }
 
     def __init__(
         self,
@@ -256,8 +301,11 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         alpha=1e-4,
         batch_size="auto",
         learning_rate_init=1e-3,
-        max_iter=30,
+        max_iter=200,
         neighbor_weight=0.3,
+        batch_norm=True,
+        class_weight=None,
+        learning_rate="adaptive",
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
@@ -278,6 +326,9 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         self.learning_rate_init = learning_rate_init
         self.max_iter = max_iter
         self.neighbor_weight = neighbor_weight
+        self.batch_norm = batch_norm
+        self.class_weight = class_weight
+        self.learning_rate = learning_rate
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
@@ -295,6 +346,12 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
             self, X, y, reset=not reuse, dtype=[np.float32, np.float64]
         )
         check_classification_targets(y)
+        if self.batch_norm and X.shape[0] < 2:
+            raise ValueError(
+                "BottleneckClassifier(batch_norm=True) cannot train on 1 sample: "
+                "batch normalisation needs at least 2 rows in a call to fit or "
+                "partial_fit. Pass more samples, or set batch_norm=False."
+            )
         self.classes_ = self._classes(y, classes, reuse)
         unknown = np.setdiff1d(y, self.classes_)
         if unknown.size:
@@ -302,9 +359,35 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
                 f"y contains labels {unknown.tolist()} that are not in classes_ "
                 f"{self.classes_.tolist()}."
             )
-        targets = torch.from_numpy(np.searchsorted(self.classes_, y).astype(np.int64))
+        targets = np.searchsorted(self.classes_, y).astype(np.int64)
         weights = self._sample_weight(sample_weight, y)
-        return X, targets, weights
+        weights = self._apply_class_weight(weights, targets, classes)
+        return X, torch.from_numpy(targets), weights
+
+    def _apply_class_weight(self, weights, targets, classes):
+        """Sample weights times the weights of the samples' classes."""
+        if self.class_weight is None:
+            return weights
+        if self.class_weight == "balanced" and classes is not None:
+            # As SGDClassifier: the balance of one partial_fit batch is not the
+            # balance of the data.
+            raise ValueError(
+                "class_weight='balanced' is not supported with partial_fit: the "
+                "class frequencies of one batch are not those of the data. Pass "
+                "class_weight=compute_class_weight('balanced', classes=classes, "
+                "y=y) as a dict instead."
+            )
+        per_class = compute_class_weight(
+            self.class_weight, classes=self.classes_, y=self.classes_[targets]
+        ).astype(np.float32)
+        by_row = torch.from_numpy(per_class[targets])
+        weights = by_row if weights is None else weights * by_row
+        if len(np.unique(targets[(weights > 0).numpy()])) < 2:
+            raise ValueError(
+                "class_weight and sample_weight leave fewer than 2 classes with "
+                "positive weight; BottleneckClassifier needs at least 2 classes."
+            )
+        return weights
 
     def _classes(self, y, classes, reuse):
         if classes is not None:
@@ -360,6 +443,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
             "hidden_layer_sizes": layer_sizes(self.hidden_layer_sizes),
             "n_outputs": len(self.classes_),
             "activation": self.activation,
+            "batch_norm": bool(self.batch_norm),
             **self._architecture_kwargs(),
         }
 
