@@ -879,7 +879,7 @@ def test_batch_norm_normalises_every_hidden_layer_but_the_bottleneck(data):
 def test_batch_norm_on_one_sample_is_a_clear_error(data):
     X, y = data
     clf = make_clf().partial_fit(X, y, classes=np.unique(y))
-    with pytest.raises(ValueError, match="1 sample.*batch_norm=False"):
+    with pytest.raises(ValueError, match=r"1 sample.*batch_norm=False"):
         clf.partial_fit(X[:1], y[:1])
     make_clf(batch_norm=False).partial_fit(X[:1], y[:1], classes=np.unique(y))
 
