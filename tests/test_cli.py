@@ -16,8 +16,11 @@ import numpy as np
 import pytest
 
 import denoisenet
-from denoisenet import _study, datasets
+from denoisenet import datasets
 from denoisenet.cli import main
+from denoisenet.study import config as study_config
+from denoisenet.study import data as study_data
+from denoisenet.study import experiments, output
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FIGURES = ["samples.png", "denoising.png", "maps.png", "loss_curves.png"]
@@ -36,7 +39,7 @@ def run_main(argv, **patches):
         contextlib.redirect_stderr(stderr),
     ):
         for name, value in {**SMALL_MAPS, **patches}.items():
-            mp.setattr(_study, name, value)
+            mp.setattr(experiments, name, value)
         try:
             status = main(argv)
         except SystemExit as exc:
@@ -482,7 +485,7 @@ def test_missing_matplotlib(tmp_path, monkeypatch):
 @pytest.mark.parametrize("n", [10, 37, 100, 299])
 def test_stratified_sample(n):
     y = np.repeat(np.arange(10), [50, 40, 30, 30, 30, 30, 30, 30, 20, 10])
-    rows = _study.stratified_sample(y, n, seed=0)
+    rows = study_data.stratified_sample(y, n, seed=0)
     assert len(rows) == n == len(np.unique(rows))
     expected = np.bincount(y) * n / len(y)
     assert np.all(np.abs(np.bincount(y[rows], minlength=10) - expected) < 1)
@@ -490,7 +493,7 @@ def test_stratified_sample(n):
 
 def test_one_line_folds_a_loader_message():
     message = "Not found. Looked in:\n  - /a\n  - /b\nTo get them:\n  - install it"
-    assert _study.one_line(message) == (
+    assert study_data.one_line(message) == (
         "Not found. Looked in: /a; /b; To get them: install it"
     )
 
@@ -501,10 +504,10 @@ def test_limited_threads_restores_torch_threads():
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        with _study.limited_threads(1):
+        with study_config.limited_threads(1):
             assert torch.get_num_threads() == 1
         assert torch.get_num_threads() == 2
-        with _study.limited_threads(None):
+        with study_config.limited_threads(None):
             assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
@@ -515,6 +518,6 @@ def test_out_not_writable(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(_study.tempfile, "TemporaryFile", refuse)
+    monkeypatch.setattr(output.tempfile, "TemporaryFile", refuse)
     status, _, stderr = run_main(["study", "--out", str(tmp_path)])
     assert_one_line_error(status, stderr, "cannot write to --out", "Permission denied")

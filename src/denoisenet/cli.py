@@ -165,7 +165,7 @@ def main(argv=None):
         parser.print_help()
         return 0
     # Imported here so that --help and --version stay quick.
-    from denoisenet._study import StudyConfig, StudyError, run_study
+    from denoisenet.study import StudyConfig, StudyError, run_study
 
     config = StudyConfig(
         dataset=args.dataset,

@@ -1,0 +1,281 @@
+"""The study's experiments: baselines, noise and denoising, 2-D maps.
+
+Each step fits its models on :class:`~denoisenet.study.data.StudyData`,
+logs one line per result and returns plain records (dicts of numbers and
+strings) for ``results.json`` and the report, plus what the figures need.
+Nothing here writes files.
+"""
+
+import time
+import warnings
+from dataclasses import asdict
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from denoisenet import BottleneckClassifier, DenoisingAutoencoder, GaussianPixelNoise
+from denoisenet.study import config as study_config
+from denoisenet.study.data import stratified_sample
+from denoisenet.study.report import mse, pct, sec, tw
+
+#: Points of the 2-D maps (a sample of the test images) and, of those, the
+#: points that trustworthiness is computed on; as in REFERENCE.md.
+MAP_SAMPLES = 5000
+TRUSTWORTHINESS_SAMPLES = 2000
+N_NEIGHBORS = 10
+
+#: What the blog reports on MNIST: (what, blog figure, where the measured
+#: number is in ``results``).
+BLOG_FIGURES = (
+    ("LogisticRegression, defaults", "~92%", ("classifiers", 0, "accuracy")),
+    ("MLPClassifier, defaults", "~97.5%", ("classifiers", 1, "accuracy")),
+    ("MLPClassifier (500, 200, 50)", "~98%", ("classifiers", 2, "accuracy")),
+    (
+        "classifier trained on clean images, on noisy test images",
+        "89%",
+        ("denoising", "accuracy_noisy"),
+    ),
+    (
+        "the same, after the denoising auto-encoder",
+        "94%",
+        ("denoising", "accuracy_denoised"),
+    ),
+    (
+        "bottleneck classifier (2-unit bottleneck)",
+        ">96%",
+        ("classifiers", 3, "accuracy"),
+    ),
+)
+
+
+def settings(config):
+    """The options as given and what the study ran with where one was left out."""
+    recorded = asdict(config)
+    recorded["max_iter_used"] = study_config.max_iter(config)
+    recorded["threads"] = study_config.threads(config)
+    recorded["logistic_regression_max_iter"] = study_config.LOGREG_MAX_ITER[
+        config.dataset
+    ]
+    recorded["map_samples"] = MAP_SAMPLES
+    recorded["trustworthiness_samples"] = TRUSTWORTHINESS_SAMPLES
+    recorded["n_neighbors"] = N_NEIGHBORS
+    return recorded
+
+
+class _ConvergenceWatch:
+    """Keep ConvergenceWarning quiet inside, and record whether one came.
+
+    Other warnings are passed on when the block ends.
+    """
+
+    def __enter__(self):
+        self._catcher = warnings.catch_warnings(record=True)
+        self._caught = self._catcher.__enter__()
+        warnings.simplefilter("always", ConvergenceWarning)
+        self.converged = True
+        return self
+
+    def __exit__(self, *exc_info):
+        self._catcher.__exit__(*exc_info)
+        for caught in self._caught:
+            if issubclass(caught.category, ConvergenceWarning):
+                self.converged = False
+            else:
+                warnings.warn_explicit(
+                    caught.message, caught.category, caught.filename, caught.lineno
+                )
+        return False
+
+
+def fit(estimator, X, y=None):
+    """Fit ``estimator``; return (seconds, converged)."""
+    with _ConvergenceWatch() as watch:
+        start = time.perf_counter()
+        estimator.fit(X, y)
+        seconds = time.perf_counter() - start
+    return seconds, watch.converged
+
+
+# -- step 1: baselines -----------------------------------------------------
+
+
+def baselines(data, config, log):
+    """Fit and score the four classifiers; return (records, fitted models)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+
+    max_iter = study_config.max_iter(config)
+    epochs = {} if max_iter is None else {"max_iter": max_iter}
+    # REFERENCE.md's epochs for the two MLPs on the MNIST-sized sets: their
+    # default of 200 would take most of the study's time for a few tenths
+    # of a point.
+    shallow = epochs or {"max_iter": study_config.MLP_MAX_ITER[0]}
+    deep = epochs or {"max_iter": study_config.MLP_MAX_ITER[1]}
+    seed = config.seed
+    logreg_iter = study_config.LOGREG_MAX_ITER[config.dataset]
+    models = {
+        f"LogisticRegression(max_iter={logreg_iter})": LogisticRegression(
+            max_iter=logreg_iter
+        ),
+        "MLPClassifier()": MLPClassifier(random_state=seed, **shallow),
+        "MLPClassifier((500, 200, 50))": MLPClassifier(
+            (500, 200, 50), random_state=seed, **deep
+        ),
+        bottleneck_name(config): BottleneckClassifier(
+            architecture=config.architecture, random_state=seed, **epochs
+        ),
+    }
+    records = [_fit_and_score(name, model, data, log) for name, model in models.items()]
+    fitted = list(models.values())
+    return records, {"mlp": fitted[1], "bottleneck": fitted[3]}
+
+
+def bottleneck_name(config):
+    """The BottleneckClassifier as the report names it."""
+    if config.architecture == "dense":
+        return "BottleneckClassifier()"
+    return f"BottleneckClassifier(architecture={config.architecture!r})"
+
+
+def _fit_and_score(name, estimator, data, log):
+    seconds, converged = fit(estimator, data.X_train, data.y_train)
+    record = {
+        "model": name,
+        "accuracy": float(estimator.score(data.X_test, data.y_test)),
+        "fit_time_s": seconds,
+        "n_iter": int(np.max(estimator.n_iter_)),
+        "max_iter": int(estimator.get_params()["max_iter"]),
+        "converged": converged,
+    }
+    log(
+        f"[1/4] {name}: test accuracy {pct(record['accuracy'])}, "
+        f"fit {sec(seconds)}, {record['n_iter']} iterations"
+        + ("" if converged else " (not converged)")
+    )
+    return record
+
+
+# -- step 2: noise and denoising -------------------------------------------
+
+
+def denoising(data, classifier, config, log):
+    """Noise the test images, denoise them, score ``classifier`` on each.
+
+    Returns (record, fitted DenoisingAutoencoder, noisy test images,
+    denoised test images).
+    """
+    noise = GaussianPixelNoise(config.noise_std, random_state=config.seed)
+    X_noisy = noise.fit_transform(data.X_test)
+    dae = DenoisingAutoencoder(
+        noise=config.noise_std,
+        architecture=config.architecture,
+        random_state=config.seed,
+    )
+    if study_config.max_iter(config) is not None:
+        dae.set_params(max_iter=study_config.max_iter(config))
+    seconds, converged = fit(dae, data.X_train)
+    X_denoised = dae.transform(X_noisy)
+    score = classifier.score
+    record = {
+        "noise_std": config.noise_std,
+        "classifier": "MLPClassifier()",
+        "accuracy_clean": float(score(data.X_test, data.y_test)),
+        "accuracy_noisy": float(score(X_noisy, data.y_test)),
+        "accuracy_denoised": float(score(X_denoised, data.y_test)),
+        "architecture": config.architecture,
+        "mse_noisy": _mse_between(X_noisy, data.X_test),
+        "mse_denoised": _mse_between(X_denoised, data.X_test),
+        "dae_fit_time_s": seconds,
+        "dae_n_iter": int(dae.n_iter_),
+        "dae_max_iter": int(dae.max_iter),
+        "dae_converged": converged,
+    }
+    log(
+        f"[2/4] DenoisingAutoencoder: fit {sec(seconds)}; MLPClassifier() on "
+        f"clean {pct(record['accuracy_clean'])}, noisy "
+        f"{pct(record['accuracy_noisy'])}, denoised "
+        f"{pct(record['accuracy_denoised'])}; MSE noisy "
+        f"{mse(record['mse_noisy'])}, denoised {mse(record['mse_denoised'])}"
+    )
+    return record, dae, X_noisy, X_denoised
+
+
+def _mse_between(X, X_clean):
+    return float(np.mean((np.asarray(X, np.float64) - X_clean) ** 2))
+
+
+# -- step 3: 2-D maps --------------------------------------------------------
+
+
+def maps(data, bottleneck, config, log):
+    """t-SNE and the bottleneck's map of a sample of the test images.
+
+    Returns (records, t-SNE map, bottleneck map, labels of the sample).
+    """
+    from sklearn.manifold import TSNE
+
+    X, y = data.X_test, data.y_test
+    if len(X) > MAP_SAMPLES:
+        rows = stratified_sample(y, MAP_SAMPLES, config.seed)
+    else:
+        rows = np.random.default_rng(config.seed).permutation(len(X))
+    # Shuffled, so that the first TRUSTWORTHINESS_SAMPLES are a fair sample.
+    X, y = X[rows], y[rows]
+    start = time.perf_counter()
+    Z_tsne = TSNE(random_state=config.seed).fit_transform(X)
+    tsne_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    Z_bottleneck = bottleneck.transform(X)
+    bottleneck_seconds = time.perf_counter() - start
+    records = [
+        _map_record("t-SNE", "TSNE()", X, Z_tsne, y, tsne_seconds),
+        _map_record(
+            "bottleneck",
+            f"{bottleneck_name(config)}.transform (trained in step 1)",
+            X,
+            Z_bottleneck,
+            y,
+            bottleneck_seconds,
+        ),
+    ]
+    for record in records:
+        log(
+            f"[3/4] {record['map']}: trustworthiness "
+            f"{tw(record['trustworthiness'])}, kNN accuracy in 2-D "
+            f"{pct(record['knn_accuracy'])}, {sec(record['time_s'])}"
+        )
+    return records, Z_tsne, Z_bottleneck, y
+
+
+def _map_record(name, how, X, Z, y, seconds):
+    from sklearn.manifold import trustworthiness
+    from sklearn.model_selection import cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+
+    n = min(TRUSTWORTHINESS_SAMPLES, len(X))
+    knn = KNeighborsClassifier(N_NEIGHBORS)
+    return {
+        "map": name,
+        "method": how,
+        "n_samples": len(X),
+        "trustworthiness": float(
+            trustworthiness(X[:n], Z[:n], n_neighbors=N_NEIGHBORS)
+        ),
+        "trustworthiness_samples": n,
+        "knn_accuracy": float(cross_val_score(knn, Z, y, cv=5).mean()),
+        "time_s": seconds,
+    }
+
+
+# -- step 4: the blog's figures ----------------------------------------------
+
+
+def blog_rows(results, dataset):
+    """The blog's MNIST figures beside the numbers measured here."""
+    rows = []
+    for what, blog, path in BLOG_FIGURES:
+        value = results
+        for key in path:
+            value = value[key]
+        rows.append({"what": what, "blog_mnist": blog, "measured": value})
+    return {"dataset": dataset, "comparable": dataset == "mnist", "rows": rows}
