@@ -114,6 +114,14 @@ def _add_study_parser(sub):
         help="folder for the report and figures (default: ./%(default)s)",
     )
     study.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into an --out folder that already holds files, replacing "
+        "the study's files there (report.md, report.html, results.json and "
+        "the figures) and leaving the others; without it such a folder is "
+        "refused",
+    )
+    study.add_argument(
         "--quiet", action="store_true", help="print no progress on stderr"
     )
     return study
@@ -164,6 +172,16 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 0
+    try:
+        return _run_study(args)
+    except KeyboardInterrupt as exc:
+        # A StudyInterrupted says what was left in --out; a Ctrl-C while
+        # the libraries load has nothing to say.
+        print(f"denoisenet: {str(exc) or 'interrupted'}", file=sys.stderr)
+        return 130
+
+
+def _run_study(args):
     # Imported here so that --help and --version stay quick.
     from denoisenet.study import StudyConfig, StudyError, run_study
 
@@ -176,13 +194,11 @@ def main(argv=None):
         seed=args.seed,
         out=args.out,
         architecture=args.architecture,
+        overwrite=args.overwrite,
     )
     try:
         run_study(config, log=None if args.quiet else _progress)
     except StudyError as exc:
         print(f"denoisenet: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("denoisenet: interrupted", file=sys.stderr)
-        return 130
     return 0

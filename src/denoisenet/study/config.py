@@ -4,8 +4,8 @@
 the functions here say what the study runs with when an option is left
 out (epochs, threads, LogisticRegression's iterations), so that the
 experiments and the report's settings table read them from one place.
-:class:`StudyError` is a problem the user can fix; the command prints it
-on one line.
+:class:`StudyError` is a problem the user can fix and
+:class:`StudyInterrupted` a Ctrl-C; the command prints either on one line.
 """
 
 import platform
@@ -47,6 +47,10 @@ class StudyError(Exception):
     """A problem the user can fix: missing data, an unwritable folder."""
 
 
+class StudyInterrupted(KeyboardInterrupt):
+    """The user stopped the study; the message says what was left behind."""
+
+
 @dataclass(frozen=True)
 class StudyConfig:
     """The options of ``denoisenet study``."""
@@ -59,6 +63,7 @@ class StudyConfig:
     seed: int = 0
     out: str = "denoisenet-study"
     architecture: str = "dense"
+    overwrite: bool = False
 
 
 def max_iter(config):

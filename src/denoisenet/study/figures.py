@@ -1,8 +1,11 @@
 """The study's figures, drawn with :mod:`denoisenet.plotting`.
 
-Each function returns a matplotlib Figure; :mod:`denoisenet.study.output`
-writes them. :data:`FIGURES` names their files, which the report links.
+Each function returns a matplotlib Figure; :func:`to_png` renders one in
+memory, so that nothing is written before the whole study has run.
+:data:`FIGURES` names their files, which the report links.
 """
+
+import io
 
 import numpy as np
 
@@ -24,6 +27,13 @@ def check_matplotlib():
         plotting._figure_class()
     except ImportError as exc:
         raise StudyError(f"the study draws figures: {exc}") from exc
+
+
+def to_png(figure):
+    """The PNG file of ``figure``, as bytes."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
 
 
 def samples_figure(data, per_class=8):

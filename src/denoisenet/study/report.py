@@ -9,8 +9,8 @@ disagree with each other or with ``results.json``. The number formats
 
 import base64
 import html
+import json
 import re
-from pathlib import Path
 
 from denoisenet.study.figures import FIGURES
 
@@ -225,8 +225,11 @@ figcaption { color: #555; font-size: 0.9rem; }
 _NUMBER = re.compile(r"^[~<>]?[\d.,]+( s|%)?$")
 
 
-def render_html(blocks, out):
-    """The report as one self-contained HTML page; figures are read from ``out``."""
+def render_html(blocks, images):
+    """The report as one self-contained HTML page.
+
+    ``images`` maps each figure's file name to its PNG bytes.
+    """
     esc = html.escape
     body = []
     for kind, *content in blocks:
@@ -237,7 +240,7 @@ def render_html(blocks, out):
         elif kind == "note":
             body.append(f'<p class="note"><strong>Note:</strong> {esc(content[0])}</p>')
         elif kind == "figure":
-            data = base64.b64encode((Path(out) / content[0]).read_bytes()).decode()
+            data = base64.b64encode(images[content[0]]).decode()
             body.append(
                 f'<figure><img src="data:image/png;base64,{data}" '
                 f'alt="{esc(content[1])}"><figcaption>{esc(content[1])}'
@@ -267,3 +270,17 @@ def _html_table(header, rows):
         )
         lines.append(f"<tr>{tds}</tr>")
     return "\n".join([*lines, "</tbody>\n</table>"])
+
+
+def report_files(results, images):
+    """Every file of the study: name to bytes, the figures first.
+
+    ``images`` maps each figure's file name to its PNG bytes.
+    """
+    blocks = report_blocks(results)
+    texts = {
+        "results.json": json.dumps(results, indent=2) + "\n",
+        "report.md": render_markdown(blocks),
+        "report.html": render_html(blocks, images),
+    }
+    return {**images, **{name: text.encode("utf-8") for name, text in texts.items()}}
