@@ -157,8 +157,9 @@ def main(argv=None):
     Returns
     -------
     status : int
-        0 on success, 1 when the study cannot run (missing data, an
-        unwritable output folder), 130 when interrupted. Bad options exit
+        0 on success, 1 when the study cannot run (missing data, an output
+        folder that already holds files or cannot be written), 130 when
+        Ctrl-C stopped it (also in the middle of a fit). Bad options exit
         with status 2 through argparse.
 
     Examples

@@ -6,6 +6,7 @@ strings) for ``results.json`` and the report, plus what the figures need.
 Nothing here writes files.
 """
 
+import re
 import time
 import warnings
 from dataclasses import asdict
@@ -62,17 +63,25 @@ def settings(config):
     return recorded
 
 
-class _ConvergenceWatch:
-    """Keep ConvergenceWarning quiet inside, and record whether one came.
+#: The warnings by which a fit says that Ctrl-C stopped it and it kept its
+#: last epoch: denoisenet's training loop and scikit-learn's MLP.
+_INTERRUPTED = re.compile(r"Training interrupted by (the )?user")
 
-    Other warnings are passed on when the block ends.
+
+class _FitWatch:
+    """Record whether a fit converged and whether Ctrl-C cut it short.
+
+    ConvergenceWarning and the warnings of an interrupted fit are kept
+    quiet inside; other warnings are passed on when the block ends.
     """
 
     def __enter__(self):
         self._catcher = warnings.catch_warnings(record=True)
         self._caught = self._catcher.__enter__()
         warnings.simplefilter("always", ConvergenceWarning)
+        warnings.filterwarnings("always", message=_INTERRUPTED.pattern)
         self.converged = True
+        self.interrupted = False
         return self
 
     def __exit__(self, *exc_info):
@@ -80,6 +89,8 @@ class _ConvergenceWatch:
         for caught in self._caught:
             if issubclass(caught.category, ConvergenceWarning):
                 self.converged = False
+            elif _INTERRUPTED.match(str(caught.message)):
+                self.interrupted = True
             else:
                 warnings.warn_explicit(
                     caught.message, caught.category, caught.filename, caught.lineno
@@ -88,11 +99,19 @@ class _ConvergenceWatch:
 
 
 def fit(estimator, X, y=None):
-    """Fit ``estimator``; return (seconds, converged)."""
-    with _ConvergenceWatch() as watch:
+    """Fit ``estimator``; return (seconds, converged).
+
+    Raises KeyboardInterrupt when Ctrl-C stopped the fit, also when the
+    estimator caught it, kept its last epoch and only warned: a library
+    call may go on with that model, but the study would then report a run
+    that did not happen.
+    """
+    with _FitWatch() as watch:
         start = time.perf_counter()
         estimator.fit(X, y)
         seconds = time.perf_counter() - start
+    if watch.interrupted or getattr(estimator, "interrupted_", False):
+        raise KeyboardInterrupt(f"{type(estimator).__name__} was training")
     return seconds, watch.converged
 
 
