@@ -83,9 +83,9 @@ def test_results_hold_every_number(study):
     models = [r["model"] for r in results["classifiers"]]
     assert models == [
         "LogisticRegression(max_iter=1000)",
-        "MLPClassifier()",
-        "MLPClassifier((500, 200, 50))",
-        "BottleneckClassifier()",
+        "MLPClassifier(max_iter=5)",
+        "MLPClassifier(hidden_layer_sizes=(500, 200, 50), max_iter=5)",
+        "BottleneckClassifier(max_iter=5)",
     ]
     for record in results["classifiers"]:
         assert 0 <= record["accuracy"] <= 1 and record["fit_time_s"] >= 0
@@ -124,7 +124,7 @@ def test_architecture_conv_reaches_both_networks(tmp_path, study_cli):
     results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     assert results["settings"]["architecture"] == "conv"
     assert results["denoising"]["architecture"] == "conv"
-    name = "BottleneckClassifier(architecture='conv')"
+    name = "BottleneckClassifier(architecture='conv', max_iter=2)"
     assert results["classifiers"][3]["model"] == name
     assert results["maps"][1]["method"].startswith(name)
     report = (tmp_path / "report.md").read_text(encoding="utf-8")
@@ -222,7 +222,7 @@ def expected_rows(results):
         for m in results["maps"]
     ]
     rows += [
-        [r["what"], r["blog_mnist"], pct(r["measured"])]
+        [r["what"], r["blog_mnist"], pct(r["measured"]), r["measured_with"]]
         for r in results["blog"]["rows"]
     ]
     return rows
@@ -262,6 +262,45 @@ def test_blog_measured_column_is_the_measured_numbers(study):
     ]
     md = (study["out"] / "report.md").read_text(encoding="utf-8")
     assert "for MNIST; this run is on digits" in md
+
+
+def test_every_section_is_numbered(study):
+    md = (study["out"] / "report.md").read_text(encoding="utf-8")
+    headings = [line[3:] for line in md.splitlines() if line.startswith("## ")]
+    assert len(headings) >= 6
+    for number, heading in enumerate(headings, start=1):
+        assert heading.startswith(f"{number}. "), heading
+
+
+def evaluate(name):
+    """The estimator that a model name of the report describes."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+
+    from denoisenet import BottleneckClassifier, DenoisingAutoencoder
+
+    classes = [
+        LogisticRegression,
+        MLPClassifier,
+        BottleneckClassifier,
+        DenoisingAutoencoder,
+    ]
+    return eval(name, {cls.__name__: cls for cls in classes})
+
+
+def test_model_names_say_every_parameter_that_was_changed(study):
+    results = study["results"]
+    for record in results["classifiers"]:
+        assert evaluate(record["model"]).max_iter == record["max_iter"]
+    noise = results["denoising"]
+    denoiser = evaluate(noise["denoiser"])
+    assert (denoiser.max_iter, denoiser.noise) == (noise["dae_max_iter"], 0.3)
+    assert noise["classifier"] == results["classifiers"][1]["model"]
+    # The blog's rows say that the blog used defaults, and what ran here.
+    models = {r["model"] for r in results["classifiers"]} | {noise["denoiser"]}
+    for row in results["blog"]["rows"]:
+        assert row["measured_with"] in models
+        assert "defaults" not in row["measured_with"]
 
 
 def test_html_is_self_contained(study):

@@ -9,6 +9,7 @@ non-zero exit status, never a traceback.
 
 import argparse
 import math
+import os
 import sys
 
 from denoisenet import __version__
@@ -50,6 +51,31 @@ def _noise_std(text):
     return value
 
 
+def _existing_folder(text):
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"no such folder: {text!r}")
+    return text
+
+
+def _max_iter_help():
+    """What --max-iter sets, and what runs without it, read from the code."""
+    from denoisenet import BottleneckClassifier, DenoisingAutoencoder
+    from denoisenet.study import config
+
+    dae = DenoisingAutoencoder().get_params()["max_iter"]
+    bottleneck = BottleneckClassifier().get_params()["max_iter"]
+    shallow, deep = config.MLP_MAX_ITER
+    return (
+        "the most epochs of the two MLPs, the DenoisingAutoencoder and the "
+        "BottleneckClassifier; each stops earlier once its loss stops "
+        f"improving (default: {config.DIGITS_MAX_ITER} for all four on digits; "
+        f"on mnist and fashion-mnist {shallow} and {deep} for the two MLPs, "
+        f"{dae} for the DenoisingAutoencoder and {bottleneck} for the "
+        "BottleneckClassifier, their own defaults). LogisticRegression is "
+        "not affected"
+    )
+
+
 def _add_study_parser(sub):
     study = sub.add_parser(
         "study",
@@ -67,10 +93,22 @@ def _add_study_parser(sub):
     )
     study.add_argument(
         "--data-home",
+        type=_existing_folder,
         metavar="DIR",
-        help="folder with the IDX files of mnist or fashion-mnist, also the "
-        "OpenML download cache (default: Debian's Fashion-MNIST folder, then "
-        "OpenML's default cache)",
+        help="an existing folder with the four IDX files of mnist or "
+        "fashion-mnist (in it or in its mnist/ or fashion-mnist/ subfolder), "
+        "also the OpenML cache of --download; not used for digits. Without "
+        "it, fashion-mnist is read from Debian's folder "
+        "/usr/share/datasets/fashion-mnist when the package "
+        "dataset-fashion-mnist is installed",
+    )
+    study.add_argument(
+        "--download",
+        action="store_true",
+        help="allow downloading mnist or fashion-mnist from OpenML (through "
+        "scikit-learn's cache, in --data-home if given, else in "
+        "~/scikit_learn_data) when no local IDX files are found; without it "
+        "the study reads local files only",
     )
     study.add_argument(
         "--noise-std",
@@ -90,8 +128,7 @@ def _add_study_parser(sub):
         "--max-iter",
         type=_positive_int,
         metavar="N",
-        help="epochs of the MLPs and of denoisenet's estimators (default: 100 "
-        "on digits, else each estimator's default)",
+        help=_max_iter_help(),
     )
     study.add_argument(
         "--architecture",
@@ -111,7 +148,8 @@ def _add_study_parser(sub):
         "--out",
         metavar="DIR",
         default="denoisenet-study",
-        help="folder for the report and figures (default: ./%(default)s)",
+        help="folder for the report and figures, new or empty unless "
+        "--overwrite is given (default: ./%(default)s)",
     )
     study.add_argument(
         "--overwrite",
@@ -196,6 +234,7 @@ def _run_study(args):
         out=args.out,
         architecture=args.architecture,
         overwrite=args.overwrite,
+        download=args.download,
     )
     try:
         run_study(config, log=None if args.quiet else _progress)

@@ -117,7 +117,7 @@ def _run_steps(data, config, log):
     maps, Z_tsne, Z_bottleneck, y = experiments.maps(
         data, models["bottleneck"], config, log
     )
-    figure = figures.maps_figure(Z_tsne, Z_bottleneck, y, data)
+    figure = figures.maps_figure(Z_tsne, Z_bottleneck, y, data, maps)
     images[FIGURES["maps"]] = png(figure)
     figure = figures.loss_curves_figure(dae, models["bottleneck"])
     images[FIGURES["loss_curves"]] = png(figure)

@@ -64,6 +64,7 @@ class StudyConfig:
     out: str = "denoisenet-study"
     architecture: str = "dense"
     overwrite: bool = False
+    download: bool = False
 
 
 def max_iter(config):

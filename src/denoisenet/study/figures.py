@@ -79,23 +79,40 @@ def denoising_figure(data, X_noisy, X_denoised, std, n=10):
     return figure
 
 
-def maps_figure(Z_tsne, Z_bottleneck, y, data):
-    """t-SNE and the bottleneck's map side by side, coloured by class."""
+def maps_figure(Z_tsne, Z_bottleneck, y, data, records):
+    """t-SNE and the bottleneck's map side by side, coloured by class.
+
+    Each panel's title carries its map's metrics (``records``, as
+    :func:`~denoisenet.study.experiments.maps` returns them), so the figure
+    says on its own how good each map is.
+    """
     from denoisenet.plotting import _figure_class, plot_embedding
 
     figure = _figure_class()(figsize=(13, 5.5), layout="constrained")
-    left, right = figure.subplots(1, 2)
+    axes = figure.subplots(1, 2)
     names = [data.class_names[c] for c in np.unique(y)]
-    plot_embedding(Z_tsne, y, ax=left, title="t-SNE", class_names=names)
-    plot_embedding(
-        Z_bottleneck, y, ax=right, title="BottleneckClassifier", class_names=names
-    )
+    legend_title = "digit" if all(n.isdigit() for n in names) else "class"
+    for ax, Z, name, record in zip(
+        axes,
+        (Z_tsne, Z_bottleneck),
+        ("t-SNE", "BottleneckClassifier"),
+        records,
+        strict=True,
+    ):
+        title = (
+            f"{name}\ntrustworthiness {record['trustworthiness']:.3f}, "
+            f"kNN accuracy in 2-D {100 * record['knn_accuracy']:.1f}%"
+        )
+        plot_embedding(Z, y, ax=ax, title=title, class_names=names)
+        ax.get_legend().set_title(legend_title)
     figure.suptitle(f"2-D maps of {len(y):,} test images")
     return figure
 
 
 def loss_curves_figure(dae, bottleneck):
     """The training loss per epoch of the auto-encoder and the bottleneck."""
+    from matplotlib.ticker import MaxNLocator
+
     from denoisenet.plotting import _figure_class, plot_loss_curve
 
     figure = _figure_class()(figsize=(11, 4), layout="constrained")
@@ -104,6 +121,17 @@ def loss_curves_figure(dae, bottleneck):
     left.set_ylabel("training loss (mean squared error)")
     left.set_title("Denoising auto-encoder")
     plot_loss_curve(bottleneck, ax=right, label="BottleneckClassifier")
-    right.set_ylabel("training loss (cross-entropy)")
+    weight = bottleneck.get_params().get("neighbor_weight", 0)
+    right.set_ylabel(
+        "training loss (cross-entropy"
+        + (f" + {weight:g} x neighbour term)" if weight else ")")
+    )
     right.set_title("Bottleneck classifier")
+    for ax in (left, right):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        # One line needs no legend: the panel's title names it. With early
+        # stopping the validation scores make a second, and the legend stays.
+        legend = ax.get_legend()
+        if legend is not None and len(legend.get_texts()) < 2:
+            legend.remove()
     return figure

@@ -11,7 +11,9 @@ import base64
 import html
 import json
 import re
+from dataclasses import fields
 
+from denoisenet.study.config import MLP_MAX_ITER, StudyConfig
 from denoisenet.study.figures import FIGURES
 
 
@@ -57,14 +59,25 @@ def report_blocks(results):
             f"pixels in {d['n_classes']} classes. The study took {sec(total)}, "
             "from loading the data to writing this report.",
         ),
+        ("p", _sources(d.get("sources", {}))),
     ]
     for section in (_baseline_blocks, _denoising_blocks, _map_blocks, _blog_blocks):
         blocks += section(results)
     blocks += [
-        ("h2", "Training curves"),
+        ("h2", "5. Training curves"),
         ("figure", FIGURES["loss_curves"], "Training loss per epoch"),
     ]
     return blocks + _settings_blocks(results)
+
+
+def _sources(sources):
+    """Where the training and the test images were read from, in words."""
+    if sources.get("train") == sources.get("test"):
+        return f"Training and test images read from {sources.get('train')}."
+    return (
+        f"Training images read from {sources.get('train')}; test images read "
+        f"from {sources.get('test')}."
+    )
 
 
 def _baseline_blocks(results):
@@ -84,6 +97,12 @@ def _baseline_blocks(results):
         ("h2", "1. Baselines"),
         ("figure", FIGURES["samples"], "Training images"),
         ("table", [*header, "converged"], rows),
+        (
+            "p",
+            "Each model is named with every parameter it was given that differs "
+            "from its default; all but LogisticRegression were also given "
+            f"random_state={results['settings']['seed']} (--seed).",
+        ),
     ]
 
 
@@ -106,14 +125,8 @@ def _denoising_blocks(results):
         ("table", header, rows),
         (
             "p",
-            f"DenoisingAutoencoder(noise={r['noise_std']:g}"
-            + (
-                ""
-                if r.get("architecture", "dense") == "dense"
-                else f", architecture={r['architecture']!r}"
-            )
-            + "), trained on the clean "
-            f"training images: fit {sec(r['dae_fit_time_s'])}, {r['dae_n_iter']} "
+            f"{r['denoiser']}, trained on the clean training images: fit "
+            f"{sec(r['dae_fit_time_s'])}, {r['dae_n_iter']} "
             f"epochs of at most {r['dae_max_iter']}, converged: "
             f"{_yes_no(r['dae_converged'])}.",
         ),
@@ -157,8 +170,16 @@ def _blog_blocks(results):
             f"The blog's figures are for MNIST; this run is on {blog['dataset']}, "
             "so they are shown for reference only and are not comparable."
         )
-    rows = [[r["what"], r["blog_mnist"], pct(r["measured"])] for r in blog["rows"]]
-    header = ["what", "the blog (MNIST)", f"measured here ({blog['dataset']})"]
+    rows = [
+        [r["what"], r["blog_mnist"], pct(r["measured"]), r["measured_with"]]
+        for r in blog["rows"]
+    ]
+    header = [
+        "what",
+        "the blog (MNIST)",
+        f"measured here ({blog['dataset']})",
+        "measured with",
+    ]
     return [
         ("h2", "4. Against the blog"),
         ("note", note),
@@ -170,18 +191,27 @@ _NONE_MEANS = {
     "data_home": "not given",
     "n_train": "all",
     "max_iter": "not given",
-    "max_iter_used": "denoisenet's defaults; 50 and 20 for the two MLPs",
+    "max_iter_used": "each of denoisenet's estimators its own default; "
+    f"{MLP_MAX_ITER[0]} and {MLP_MAX_ITER[1]} for the two MLPs",
     "threads": "the libraries' defaults",
 }
 
 
 def _settings_blocks(results):
+    # The command's options as a user typed them, then what they resolved to.
+    options = {field.name for field in fields(StudyConfig)}
     rows = [
-        [key, _NONE_MEANS.get(key, "None") if value is None else str(value)]
+        [
+            "--" + key.replace("_", "-") if key in options else key,
+            _NONE_MEANS.get(key, "None") if value is None else str(value),
+        ]
         for key, value in results["settings"].items()
     ]
     rows += [[name, str(version)] for name, version in results["versions"].items()]
-    return [("h2", "Settings and versions"), ("table", ["setting", "value"], rows)]
+    return [
+        ("h2", "6. Options, settings and versions"),
+        ("table", ["setting", "value"], rows),
+    ]
 
 
 def render_markdown(blocks):
