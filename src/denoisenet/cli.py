@@ -84,6 +84,13 @@ def _add_study_parser(sub):
         "dataset; writes report.md, report.html, results.json and PNG "
         "figures into --out.",
     )
+    _add_data_options(study)
+    _add_training_options(study)
+    _add_output_options(study)
+    return study
+
+
+def _add_data_options(study):
     study.add_argument(
         "--dataset",
         choices=DATASETS,
@@ -110,6 +117,9 @@ def _add_study_parser(sub):
         "~/scikit_learn_data) when no local IDX files are found; without it "
         "the study reads local files only",
     )
+
+
+def _add_training_options(study):
     study.add_argument(
         "--noise-std",
         type=_noise_std,
@@ -144,6 +154,9 @@ def _add_study_parser(sub):
         metavar="N",
         help="random seed of splits, noise and training (default: %(default)s)",
     )
+
+
+def _add_output_options(study):
     study.add_argument(
         "--out",
         metavar="DIR",
@@ -162,7 +175,6 @@ def _add_study_parser(sub):
     study.add_argument(
         "--quiet", action="store_true", help="print no progress on stderr"
     )
-    return study
 
 
 def build_parser():
