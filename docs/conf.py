@@ -61,6 +61,11 @@ nitpicky = False
 # -- autodoc, autosummary, numpydoc -----------------------------------------
 
 autosummary_generate = True
+# The right-hand "On this page" list of a class page names its methods as
+# "fit()", not "DenoisingAutoencoder.fit()": the class name is the page's
+# title, and with it the longer method names were cut off in the narrow,
+# non-wrapping sidebar.
+toc_object_entries_show_parents = "hide"
 autodoc_default_options = {"member-order": "groupwise"}
 autodoc_typehints = "none"
 

@@ -92,3 +92,61 @@ def helpers():
         global_random_state=global_random_state,
         assert_same_global_random_state=assert_same_global_random_state,
     )
+
+
+# -- the denoisenet command ----------------------------------------------------
+
+# Fewer map points than digits' 450 test images, so that the sampling path
+# runs and t-SNE stays quick.
+SMALL_MAPS = {"MAP_SAMPLES": 200, "TRUSTWORTHINESS_SAMPLES": 150}
+
+
+def run_cli(argv, **patches):
+    """Run ``denoisenet.cli.main(argv)`` in this process, with the study's
+    experiment constants patched (``SMALL_MAPS`` and ``patches``); return
+    (exit status, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from denoisenet.cli import main
+    from denoisenet.study import experiments
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        contextlib.redirect_stdout(stdout),
+        contextlib.redirect_stderr(stderr),
+    ):
+        for name, value in {**SMALL_MAPS, **patches}.items():
+            mp.setattr(experiments, name, value)
+        try:
+            status = main(argv)
+        except SystemExit as exc:
+            status = exc.code
+    return status, stdout.getvalue(), stderr.getvalue()
+
+
+def assert_one_line(stderr, *words, start="denoisenet: error: "):
+    """stderr is one line, no traceback, starting with ``start`` and
+    containing every one of ``words``."""
+    assert "Traceback" not in stderr
+    assert len(stderr.splitlines()) == 1, stderr
+    assert stderr.startswith(start), stderr
+    for word in words:
+        assert word in stderr, (word, stderr)
+
+
+def assert_error(status, stderr, *words):
+    """The command failed with status 1 and one line of error."""
+    assert status == 1, (status, stderr)
+    assert_one_line(stderr, *words)
+
+
+@pytest.fixture(scope="session")
+def study_cli():
+    """``run(argv, **patches)`` runs the command; ``assert_error(status,
+    stderr, *words)`` and ``assert_one_line(stderr, *words, start=...)``
+    check its one-line messages."""
+    return SimpleNamespace(
+        run=run_cli, assert_error=assert_error, assert_one_line=assert_one_line
+    )

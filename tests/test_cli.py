@@ -1,8 +1,6 @@
 """The ``denoisenet`` command: the study's files, their agreement, its errors."""
 
 import base64
-import contextlib
-import io
 import json
 import os
 import re
@@ -16,43 +14,25 @@ import numpy as np
 import pytest
 
 import denoisenet
-from denoisenet import _study, datasets
-from denoisenet.cli import main
+from denoisenet import datasets
+from denoisenet.study import config as study_config
+from denoisenet.study import data as study_data
+from denoisenet.study import output
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FIGURES = ["samples.png", "denoising.png", "maps.png", "loss_curves.png"]
 FILES = ["report.md", "report.html", "results.json", *FIGURES]
-# Fewer map points than digits' 450 test images, so that the sampling path
-# runs and t-SNE stays quick.
-SMALL_MAPS = {"MAP_SAMPLES": 200, "TRUSTWORTHINESS_SAMPLES": 150}
-
-
-def run_main(argv, **patches):
-    """Run ``main(argv)``; return (exit status, stdout, stderr)."""
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with (
-        pytest.MonkeyPatch.context() as mp,
-        contextlib.redirect_stdout(stdout),
-        contextlib.redirect_stderr(stderr),
-    ):
-        for name, value in {**SMALL_MAPS, **patches}.items():
-            mp.setattr(_study, name, value)
-        try:
-            status = main(argv)
-        except SystemExit as exc:
-            status = exc.code
-    return status, stdout.getvalue(), stderr.getvalue()
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
+def study(tmp_path_factory, study_cli):
     out = tmp_path_factory.mktemp("study")
     argv = ["study", "--n-train", "300", "--max-iter", "5", "--quiet"]
     # pytest records warnings instead of printing them: record them here to
     # see whether any would reach a user's terminal.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
-        status, stdout, stderr = run_main([*argv, "--out", str(out)])
+        status, stdout, stderr = study_cli.run([*argv, "--out", str(out)])
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     return {
         "out": out,
@@ -103,9 +83,9 @@ def test_results_hold_every_number(study):
     models = [r["model"] for r in results["classifiers"]]
     assert models == [
         "LogisticRegression(max_iter=1000)",
-        "MLPClassifier()",
-        "MLPClassifier((500, 200, 50))",
-        "BottleneckClassifier()",
+        "MLPClassifier(max_iter=5)",
+        "MLPClassifier(hidden_layer_sizes=(500, 200, 50), max_iter=5)",
+        "BottleneckClassifier(max_iter=5)",
     ]
     for record in results["classifiers"]:
         assert 0 <= record["accuracy"] <= 1 and record["fit_time_s"] >= 0
@@ -135,16 +115,16 @@ def test_results_hold_every_number(study):
     assert results["total_time_s"] > 0
 
 
-def test_architecture_conv_reaches_both_networks(tmp_path):
+def test_architecture_conv_reaches_both_networks(tmp_path, study_cli):
     argv = ["study", "--n-train", "200", "--max-iter", "2", "--quiet"]
-    status, _, stderr = run_main(
+    status, _, stderr = study_cli.run(
         [*argv, "--architecture", "conv", "--out", str(tmp_path)]
     )
     assert status == 0, stderr
     results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     assert results["settings"]["architecture"] == "conv"
     assert results["denoising"]["architecture"] == "conv"
-    name = "BottleneckClassifier(architecture='conv')"
+    name = "BottleneckClassifier(architecture='conv', max_iter=2)"
     assert results["classifiers"][3]["model"] == name
     assert results["maps"][1]["method"].startswith(name)
     report = (tmp_path / "report.md").read_text(encoding="utf-8")
@@ -242,7 +222,7 @@ def expected_rows(results):
         for m in results["maps"]
     ]
     rows += [
-        [r["what"], r["blog_mnist"], pct(r["measured"])]
+        [r["what"], r["blog_mnist"], pct(r["measured"]), r["measured_with"]]
         for r in results["blog"]["rows"]
     ]
     return rows
@@ -284,6 +264,45 @@ def test_blog_measured_column_is_the_measured_numbers(study):
     assert "for MNIST; this run is on digits" in md
 
 
+def test_every_section_is_numbered(study):
+    md = (study["out"] / "report.md").read_text(encoding="utf-8")
+    headings = [line[3:] for line in md.splitlines() if line.startswith("## ")]
+    assert len(headings) >= 6
+    for number, heading in enumerate(headings, start=1):
+        assert heading.startswith(f"{number}. "), heading
+
+
+def evaluate(name):
+    """The estimator that a model name of the report describes."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+
+    from denoisenet import BottleneckClassifier, DenoisingAutoencoder
+
+    classes = [
+        LogisticRegression,
+        MLPClassifier,
+        BottleneckClassifier,
+        DenoisingAutoencoder,
+    ]
+    return eval(name, {cls.__name__: cls for cls in classes})
+
+
+def test_model_names_say_every_parameter_that_was_changed(study):
+    results = study["results"]
+    for record in results["classifiers"]:
+        assert evaluate(record["model"]).max_iter == record["max_iter"]
+    noise = results["denoising"]
+    denoiser = evaluate(noise["denoiser"])
+    assert (denoiser.max_iter, denoiser.noise) == (noise["dae_max_iter"], 0.3)
+    assert noise["classifier"] == results["classifiers"][1]["model"]
+    # The blog's rows say that the blog used defaults, and what ran here.
+    models = {r["model"] for r in results["classifiers"]} | {noise["denoiser"]}
+    for row in results["blog"]["rows"]:
+        assert row["measured_with"] in models
+        assert "defaults" not in row["measured_with"]
+
+
 def test_html_is_self_contained(study):
     page = (study["out"] / "report.html").read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
@@ -303,9 +322,9 @@ def test_markdown_links_every_figure(study):
         assert f"]({name})" in md
 
 
-def test_default_run_prints_progress(tmp_path):
+def test_default_run_prints_progress(tmp_path, study_cli):
     argv = ["study", "--n-train", "50", "--max-iter", "1", "--out", str(tmp_path)]
-    status, stdout, stderr = run_main(argv, MAP_SAMPLES=100)
+    status, stdout, stderr = study_cli.run(argv, MAP_SAMPLES=100)
     assert status == 0 and stdout == ""
     lines = stderr.splitlines()
     for step in ("[1/4]", "[2/4]", "[3/4]", "[4/4]"):
@@ -329,19 +348,19 @@ def test_module_entry_point_help():
     assert "study" in result.stdout and result.stderr == ""
 
 
-def test_version():
-    status, stdout, _ = run_main(["--version"])
+def test_version(study_cli):
+    status, stdout, _ = study_cli.run(["--version"])
     assert status == 0
     assert stdout.strip() == f"denoisenet {denoisenet.__version__}"
 
 
-def test_no_command_prints_usage():
-    status, stdout, _ = run_main([])
+def test_no_command_prints_usage(study_cli):
+    status, stdout, _ = study_cli.run([])
     assert status == 0 and stdout.startswith("usage: denoisenet")
 
 
-def test_study_help_lists_every_option():
-    status, stdout, _ = run_main(["study", "--help"])
+def test_study_help_lists_every_option(study_cli):
+    status, stdout, _ = study_cli.run(["study", "--help"])
     assert status == 0
     for option in (
         "--dataset",
@@ -370,17 +389,8 @@ def assert_usage_error(status, stderr, *words):
         assert word in errors[0]
 
 
-def assert_one_line_error(status, stderr, *words):
-    assert status == 1
-    assert "Traceback" not in stderr
-    assert len(stderr.splitlines()) == 1, stderr
-    assert stderr.startswith("denoisenet: error: ")
-    for word in words:
-        assert word in stderr
-
-
-def test_unknown_dataset(tmp_path):
-    status, _, stderr = run_main(
+def test_unknown_dataset(tmp_path, study_cli):
+    status, _, stderr = study_cli.run(
         ["study", "--dataset", "cifar10", "--out", str(tmp_path)]
     )
     assert_usage_error(status, stderr, "--dataset", "cifar10")
@@ -400,8 +410,8 @@ def test_unknown_dataset(tmp_path):
         ("--architecture", "cnn"),
     ],
 )
-def test_bad_option_values(tmp_path, option, value):
-    status, _, stderr = run_main(["study", option, value, "--out", str(tmp_path)])
+def test_bad_option_values(tmp_path, option, value, study_cli):
+    status, _, stderr = study_cli.run(["study", option, value, "--out", str(tmp_path)])
     assert_usage_error(status, stderr, option, value)
     assert not any(tmp_path.iterdir())
 
@@ -424,7 +434,7 @@ def no_data_no_network(monkeypatch):
 
 
 @pytest.mark.parametrize("dataset", ["fashion-mnist", "mnist"])
-def test_no_data_and_no_network(tmp_path, no_data_no_network, dataset):
+def test_no_data_and_no_network(tmp_path, no_data_no_network, dataset, study_cli):
     empty = tmp_path / "data"
     empty.mkdir()
     argv = ["study", "--dataset", dataset, "--data-home", str(empty)]
@@ -432,48 +442,54 @@ def test_no_data_and_no_network(tmp_path, no_data_no_network, dataset):
     # see that none would reach stderr.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        status, _, stderr = run_main([*argv, "--out", str(tmp_path / "out")])
+        status, _, stderr = study_cli.run([*argv, "--out", str(tmp_path / "out")])
     assert [str(w.message) for w in caught] == []
-    assert_one_line_error(
+    study_cli.assert_error(
         status, stderr, f"cannot load {dataset}", "not found", str(empty)
     )
+    # The run created --out, and removed it when it failed.
+    assert not (tmp_path / "out").exists()
 
 
-def test_out_below_a_file(tmp_path):
+def test_out_below_a_file(tmp_path, study_cli):
     (tmp_path / "a-file").write_text("not a folder")
-    status, _, stderr = run_main(["study", "--out", str(tmp_path / "a-file" / "x")])
-    assert_one_line_error(status, stderr, "cannot write to --out")
+    status, _, stderr = study_cli.run(
+        ["study", "--out", str(tmp_path / "a-file" / "x")]
+    )
+    study_cli.assert_error(status, stderr, "cannot write to --out")
 
 
-def test_out_is_a_file(tmp_path):
+def test_out_is_a_file(tmp_path, study_cli):
     (tmp_path / "a-file").write_text("not a folder")
-    status, _, stderr = run_main(["study", "--out", str(tmp_path / "a-file")])
-    assert_one_line_error(status, stderr, "cannot write to --out")
+    status, _, stderr = study_cli.run(["study", "--out", str(tmp_path / "a-file")])
+    study_cli.assert_error(status, stderr, "cannot write to --out")
 
 
 @pytest.mark.skipif(
     not hasattr(os, "geteuid") or os.geteuid() == 0,
     reason="root may write into read-only folders",
 )
-def test_out_read_only(tmp_path):
+def test_out_read_only(tmp_path, study_cli):
     tmp_path.chmod(0o555)
     try:
-        status, _, stderr = run_main(["study", "--out", str(tmp_path)])
+        status, _, stderr = study_cli.run(["study", "--out", str(tmp_path)])
     finally:
         tmp_path.chmod(0o755)
-    assert_one_line_error(status, stderr, "cannot write to --out")
+    study_cli.assert_error(status, stderr, "cannot write to --out")
 
 
-def test_n_train_below_the_number_of_classes(tmp_path):
-    status, _, stderr = run_main(["study", "--n-train", "5", "--out", str(tmp_path)])
-    assert_one_line_error(status, stderr, "--n-train 5", "classes")
+def test_n_train_below_the_number_of_classes(tmp_path, study_cli):
+    status, _, stderr = study_cli.run(
+        ["study", "--n-train", "5", "--out", str(tmp_path)]
+    )
+    study_cli.assert_error(status, stderr, "--n-train 5", "classes")
 
 
-def test_missing_matplotlib(tmp_path, monkeypatch):
+def test_missing_matplotlib(tmp_path, monkeypatch, study_cli):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    status, _, stderr = run_main(["study", "--out", str(tmp_path)])
-    assert_one_line_error(status, stderr, 'pip install "denoisenet[plot]"')
+    status, _, stderr = study_cli.run(["study", "--out", str(tmp_path)])
+    study_cli.assert_error(status, stderr, 'pip install "denoisenet[plot]"')
 
 
 # -- helpers -----------------------------------------------------------------
@@ -482,7 +498,7 @@ def test_missing_matplotlib(tmp_path, monkeypatch):
 @pytest.mark.parametrize("n", [10, 37, 100, 299])
 def test_stratified_sample(n):
     y = np.repeat(np.arange(10), [50, 40, 30, 30, 30, 30, 30, 30, 20, 10])
-    rows = _study.stratified_sample(y, n, seed=0)
+    rows = study_data.stratified_sample(y, n, seed=0)
     assert len(rows) == n == len(np.unique(rows))
     expected = np.bincount(y) * n / len(y)
     assert np.all(np.abs(np.bincount(y[rows], minlength=10) - expected) < 1)
@@ -490,7 +506,7 @@ def test_stratified_sample(n):
 
 def test_one_line_folds_a_loader_message():
     message = "Not found. Looked in:\n  - /a\n  - /b\nTo get them:\n  - install it"
-    assert _study.one_line(message) == (
+    assert study_data.one_line(message) == (
         "Not found. Looked in: /a; /b; To get them: install it"
     )
 
@@ -501,20 +517,20 @@ def test_limited_threads_restores_torch_threads():
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        with _study.limited_threads(1):
+        with study_config.limited_threads(1):
             assert torch.get_num_threads() == 1
         assert torch.get_num_threads() == 2
-        with _study.limited_threads(None):
+        with study_config.limited_threads(None):
             assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
 
 
-def test_out_not_writable(tmp_path, monkeypatch):
+def test_out_not_writable(tmp_path, monkeypatch, study_cli):
     # A read-only folder, as a user who is not root sees it.
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(_study.tempfile, "TemporaryFile", refuse)
-    status, _, stderr = run_main(["study", "--out", str(tmp_path)])
-    assert_one_line_error(status, stderr, "cannot write to --out", "Permission denied")
+    monkeypatch.setattr(output.tempfile, "TemporaryFile", refuse)
+    status, _, stderr = study_cli.run(["study", "--out", str(tmp_path)])
+    study_cli.assert_error(status, stderr, "cannot write to --out", "Permission denied")

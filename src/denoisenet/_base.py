@@ -1,18 +1,10 @@
-"""The shared estimator base: parameter checks, random state, devices.
-
-scikit-learn's own constraint machinery lives in a private module
-(``sklearn.utils._param_validation``) that changes between releases, so the
-few pieces we need are written out here. Messages follow scikit-learn's form:
-``The 'std' parameter of GaussianPixelNoise must be a float >= 0. Got -1.0
-instead.``
-"""
+"""The shared estimator base: parameter checks, random state, devices."""
 
 import contextlib
 import copy
 import io
 import math
 import numbers
-import re
 import threading
 import warnings
 
@@ -23,7 +15,16 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from denoisenet import _training
-from denoisenet._networks import ACTIVATIONS, bottleneck_index, init_parameters
+from denoisenet._networks import bottleneck_index, init_parameters
+from denoisenet._validation import (
+    BOOL,
+    COMMON_DOMAINS,
+    RANDOM_STATE,
+    Domain,
+    check_params,
+    interval,
+    one_of,
+)
 
 __all__ = [
     "BOOL",
@@ -43,107 +44,6 @@ __all__ = [
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
-class Domain:
-    """A set of admissible values, described in words for error messages."""
-
-    def __init__(self, description, accepts):
-        self.description = description
-        self.accepts = accepts
-
-    def __or__(self, other):
-        return Domain(
-            f"{self.description} or {other.description}",
-            lambda v: self.accepts(v) or other.accepts(v),
-        )
-
-
-def _is_real(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_finite_float(value):
-    # math, not numpy: np.isfinite raises TypeError for a Fraction or an int
-    # beyond int64. An int too large for a float is no float parameter's value.
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
-
-
-def interval(kind, low=None, high=None, *, closed="both"):
-    """Numbers of ``kind`` ("int" or "real") between ``low`` and ``high``."""
-    is_kind = _is_int if kind == "int" else _is_real
-    left = closed in ("both", "left")
-    right = closed in ("both", "right")
-
-    def accepts(value):
-        if not is_kind(value) or not (kind == "int" or _is_finite_float(value)):
-            return False
-        if low is not None and (value < low if left else value <= low):
-            return False
-        return high is None or (value <= high if right else value < high)
-
-    noun = "an int" if kind == "int" else "a float"
-    if low is not None and high is not None:
-        brackets = ("[" if left else "(") + f"{low}, {high}" + ("]" if right else ")")
-        description = f"{noun} in the range {brackets}"
-    elif low is not None:
-        description = f"{noun} {'>=' if left else '>'} {low}"
-    elif high is not None:
-        description = f"{noun} {'<=' if right else '<'} {high}"
-    else:
-        description = noun
-    return Domain(description, accepts)
-
-
-def one_of(*values):
-    """Exactly one of ``values`` (strings, booleans or None)."""
-
-    def accepts(value):
-        return any(
-            value is v or (isinstance(v, str) and isinstance(value, str) and value == v)
-            for v in values
-        )
-
-    shown = ", ".join(repr(v) for v in values)
-    return Domain(f"one of {{{shown}}}", accepts)
-
-
-BOOL = Domain("a bool", lambda v: isinstance(v, (bool, np.bool_)))
-RANDOM_STATE = Domain(
-    "None, an int, a numpy RandomState or a numpy Generator",
-    lambda v: (
-        v is None
-        or (_is_int(v) and 0 <= v < 2**32)
-        or isinstance(v, (np.random.RandomState, np.random.Generator))
-    ),
-)
-
-
-def check_params(estimator, domains):
-    """Raise ValueError for the first parameter outside its domain.
-
-    Parameters
-    ----------
-    estimator : BaseEstimator
-        Its ``get_params(deep=False)`` supplies the values.
-    domains : dict of str to Domain
-        Parameters missing from ``domains`` are not checked here.
-    """
-    params = estimator.get_params(deep=False)
-    for name, domain in domains.items():
-        value = params[name]
-        if not domain.accepts(value):
-            raise ValueError(
-                f"The {name!r} parameter of {type(estimator).__name__} must be "
-                f"{domain.description}. Got {value!r} instead."
-            )
 
 
 def seed_generators(random_state, n=1, salt=0):
@@ -190,73 +90,6 @@ def torch_generator(seed, device="cpu"):
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
     return generator
-
-
-def _is_device(value):
-    if isinstance(value, torch.device):
-        return value.type in ("cpu", "cuda", "mps")
-    return isinstance(value, str) and bool(
-        re.fullmatch(r"auto|cpu|mps|cuda(:[0-9]+)?", value)
-    )
-
-
-def _is_layer_sizes(value):
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return value > 0
-    try:
-        sizes = list(value)
-    except TypeError:
-        return False
-    return len(sizes) > 0 and all(
-        isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0
-        for s in sizes
-    )
-
-
-def _is_image_shape(value):
-    if value is None:
-        return True
-    try:
-        sides = list(value)
-    except TypeError:
-        return False
-    return (
-        len(sides) == 2
-        and all(_is_int(s) and (s > 0 or s == -1) for s in sides)
-        and sides.count(-1) < 2
-    )
-
-
-COMMON_DOMAINS = {
-    "hidden_layer_sizes": Domain(
-        "a positive int or a non-empty sequence of positive ints", _is_layer_sizes
-    ),
-    "architecture": one_of("dense", "conv"),
-    "image_shape": Domain(
-        "None or a (height, width) pair of positive ints, one of which may be -1",
-        _is_image_shape,
-    ),
-    "conv_channels": Domain(
-        "a positive int or a non-empty sequence of positive ints", _is_layer_sizes
-    ),
-    "activation": one_of(*ACTIVATIONS),
-    "alpha": interval("real", 0, None),
-    "batch_size": one_of("auto") | interval("int", 1, None),
-    "learning_rate": one_of("constant", "adaptive"),
-    "learning_rate_init": interval("real", 0, None, closed="neither"),
-    "max_iter": interval("int", 1, None),
-    "early_stopping": BOOL,
-    "validation_fraction": interval("real", 0, 1, closed="neither"),
-    "n_iter_no_change": interval("int", 1, None),
-    "tol": interval("real", 0, None),
-    "shuffle": BOOL,
-    "random_state": RANDOM_STATE,
-    "verbose": BOOL | interval("int", 0, None),
-    "warm_start": BOOL,
-    "device": Domain(
-        "one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps' or a torch.device", _is_device
-    ),
-}
 
 
 def resolve_device(device):

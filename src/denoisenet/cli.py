@@ -9,6 +9,7 @@ non-zero exit status, never a traceback.
 
 import argparse
 import math
+import os
 import sys
 
 from denoisenet import __version__
@@ -50,6 +51,31 @@ def _noise_std(text):
     return value
 
 
+def _existing_folder(text):
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"no such folder: {text!r}")
+    return text
+
+
+def _max_iter_help():
+    """What --max-iter sets, and what runs without it, read from the code."""
+    from denoisenet import BottleneckClassifier, DenoisingAutoencoder
+    from denoisenet.study import config
+
+    dae = DenoisingAutoencoder().get_params()["max_iter"]
+    bottleneck = BottleneckClassifier().get_params()["max_iter"]
+    shallow, deep = config.MLP_MAX_ITER
+    return (
+        "the most epochs of the two MLPs, the DenoisingAutoencoder and the "
+        "BottleneckClassifier; each stops earlier once its loss stops "
+        f"improving (default: {config.DIGITS_MAX_ITER} for all four on digits; "
+        f"on mnist and fashion-mnist {shallow} and {deep} for the two MLPs, "
+        f"{dae} for the DenoisingAutoencoder and {bottleneck} for the "
+        "BottleneckClassifier, their own defaults). LogisticRegression is "
+        "not affected"
+    )
+
+
 def _add_study_parser(sub):
     study = sub.add_parser(
         "study",
@@ -58,6 +84,13 @@ def _add_study_parser(sub):
         "dataset; writes report.md, report.html, results.json and PNG "
         "figures into --out.",
     )
+    _add_data_options(study)
+    _add_training_options(study)
+    _add_output_options(study)
+    return study
+
+
+def _add_data_options(study):
     study.add_argument(
         "--dataset",
         choices=DATASETS,
@@ -67,11 +100,26 @@ def _add_study_parser(sub):
     )
     study.add_argument(
         "--data-home",
+        type=_existing_folder,
         metavar="DIR",
-        help="folder with the IDX files of mnist or fashion-mnist, also the "
-        "OpenML download cache (default: Debian's Fashion-MNIST folder, then "
-        "OpenML's default cache)",
+        help="an existing folder with the four IDX files of mnist or "
+        "fashion-mnist (in it or in its mnist/ or fashion-mnist/ subfolder), "
+        "also the OpenML cache of --download; not used for digits. Without "
+        "it, fashion-mnist is read from Debian's folder "
+        "/usr/share/datasets/fashion-mnist when the package "
+        "dataset-fashion-mnist is installed",
     )
+    study.add_argument(
+        "--download",
+        action="store_true",
+        help="allow downloading mnist or fashion-mnist from OpenML (through "
+        "scikit-learn's cache, in --data-home if given, else in "
+        "~/scikit_learn_data) when no local IDX files are found; without it "
+        "the study reads local files only",
+    )
+
+
+def _add_training_options(study):
     study.add_argument(
         "--noise-std",
         type=_noise_std,
@@ -90,8 +138,7 @@ def _add_study_parser(sub):
         "--max-iter",
         type=_positive_int,
         metavar="N",
-        help="epochs of the MLPs and of denoisenet's estimators (default: 100 "
-        "on digits, else each estimator's default)",
+        help=_max_iter_help(),
     )
     study.add_argument(
         "--architecture",
@@ -107,16 +154,27 @@ def _add_study_parser(sub):
         metavar="N",
         help="random seed of splits, noise and training (default: %(default)s)",
     )
+
+
+def _add_output_options(study):
     study.add_argument(
         "--out",
         metavar="DIR",
         default="denoisenet-study",
-        help="folder for the report and figures (default: ./%(default)s)",
+        help="folder for the report and figures, new or empty unless "
+        "--overwrite is given (default: ./%(default)s)",
+    )
+    study.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into an --out folder that already holds files, replacing "
+        "the study's files there (report.md, report.html, results.json and "
+        "the figures) and leaving the others; without it such a folder is "
+        "refused",
     )
     study.add_argument(
         "--quiet", action="store_true", help="print no progress on stderr"
     )
-    return study
 
 
 def build_parser():
@@ -149,8 +207,9 @@ def main(argv=None):
     Returns
     -------
     status : int
-        0 on success, 1 when the study cannot run (missing data, an
-        unwritable output folder), 130 when interrupted. Bad options exit
+        0 on success, 1 when the study cannot run (missing data, an output
+        folder that already holds files or cannot be written), 130 when
+        Ctrl-C stopped it (also in the middle of a fit). Bad options exit
         with status 2 through argparse.
 
     Examples
@@ -164,8 +223,18 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 0
+    try:
+        return _run_study(args)
+    except KeyboardInterrupt as exc:
+        # A StudyInterrupted says what was left in --out; a Ctrl-C while
+        # the libraries load has nothing to say.
+        print(f"denoisenet: {str(exc) or 'interrupted'}", file=sys.stderr)
+        return 130
+
+
+def _run_study(args):
     # Imported here so that --help and --version stay quick.
-    from denoisenet._study import StudyConfig, StudyError, run_study
+    from denoisenet.study import StudyConfig, StudyError, run_study
 
     config = StudyConfig(
         dataset=args.dataset,
@@ -176,13 +245,12 @@ def main(argv=None):
         seed=args.seed,
         out=args.out,
         architecture=args.architecture,
+        overwrite=args.overwrite,
+        download=args.download,
     )
     try:
         run_study(config, log=None if args.quiet else _progress)
     except StudyError as exc:
         print(f"denoisenet: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("denoisenet: interrupted", file=sys.stderr)
-        return 130
     return 0

@@ -1,0 +1,137 @@
+"""The study's figures, drawn with :mod:`denoisenet.plotting`.
+
+Each function returns a matplotlib Figure; :func:`to_png` renders one in
+memory, so that nothing is written before the whole study has run.
+:data:`FIGURES` names their files, which the report links.
+"""
+
+import io
+
+import numpy as np
+
+from denoisenet.study.config import StudyError
+
+FIGURES = {
+    "samples": "samples.png",
+    "denoising": "denoising.png",
+    "maps": "maps.png",
+    "loss_curves": "loss_curves.png",
+}
+
+
+def check_matplotlib():
+    """Raise StudyError, before any work, when matplotlib is missing."""
+    from denoisenet import plotting
+
+    try:
+        plotting._figure_class()
+    except ImportError as exc:
+        raise StudyError(f"the study draws figures: {exc}") from exc
+
+
+def to_png(figure):
+    """The PNG file of ``figure``, as bytes."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def samples_figure(data, per_class=8):
+    """Training images, one row per class."""
+    from denoisenet.plotting import plot_digits
+
+    classes = np.unique(data.y_train)
+    rows = [np.flatnonzero(data.y_train == c)[:per_class] for c in classes]
+    if min(len(r) for r in rows) < per_class:
+        # Too few images of some class for a row each: the first ones.
+        shown = np.arange(min(len(data.X_train), 40))
+        titles = [data.class_names[k] for k in data.y_train[shown]]
+        return plot_digits(
+            data.X_train[shown],
+            n_cols=10,
+            image_shape=data.image_shape,
+            titles=titles,
+        )
+    figure = plot_digits(
+        data.X_train[np.concatenate(rows)],
+        n_rows=len(classes),
+        n_cols=per_class,
+        image_shape=data.image_shape,
+        row_labels=[data.class_names[c] for c in classes],
+    )
+    figure.suptitle("Training images, one row per class")
+    return figure
+
+
+def denoising_figure(data, X_noisy, X_denoised, std, n=10):
+    """The first test images: clean, noisy and denoised."""
+    from denoisenet.plotting import plot_digits
+
+    n = min(n, len(data.X_test))
+    figure = plot_digits(
+        np.concatenate([data.X_test[:n], X_noisy[:n], X_denoised[:n]]),
+        n_rows=3,
+        n_cols=n,
+        image_shape=data.image_shape,
+        row_labels=["clean", f"noisy (std {std:g})", "denoised"],
+    )
+    figure.suptitle("Test images: clean, with Gaussian noise, and denoised")
+    return figure
+
+
+def maps_figure(Z_tsne, Z_bottleneck, y, data, records):
+    """t-SNE and the bottleneck's map side by side, coloured by class.
+
+    Each panel's title carries its map's metrics (``records``, as
+    :func:`~denoisenet.study.experiments.maps` returns them), so the figure
+    says on its own how good each map is.
+    """
+    from denoisenet.plotting import _figure_class, plot_embedding
+
+    figure = _figure_class()(figsize=(13, 5.5), layout="constrained")
+    axes = figure.subplots(1, 2)
+    names = [data.class_names[c] for c in np.unique(y)]
+    legend_title = "digit" if all(n.isdigit() for n in names) else "class"
+    for ax, Z, name, record in zip(
+        axes,
+        (Z_tsne, Z_bottleneck),
+        ("t-SNE", "BottleneckClassifier"),
+        records,
+        strict=True,
+    ):
+        title = (
+            f"{name}\ntrustworthiness {record['trustworthiness']:.3f}, "
+            f"kNN accuracy in 2-D {100 * record['knn_accuracy']:.1f}%"
+        )
+        plot_embedding(Z, y, ax=ax, title=title, class_names=names)
+        ax.get_legend().set_title(legend_title)
+    figure.suptitle(f"2-D maps of {len(y):,} test images")
+    return figure
+
+
+def loss_curves_figure(dae, bottleneck):
+    """The training loss per epoch of the auto-encoder and the bottleneck."""
+    from matplotlib.ticker import MaxNLocator
+
+    from denoisenet.plotting import _figure_class, plot_loss_curve
+
+    figure = _figure_class()(figsize=(11, 4), layout="constrained")
+    left, right = figure.subplots(1, 2)
+    plot_loss_curve(dae, ax=left, label="DenoisingAutoencoder")
+    left.set_ylabel("training loss (mean squared error)")
+    left.set_title("Denoising auto-encoder")
+    plot_loss_curve(bottleneck, ax=right, label="BottleneckClassifier")
+    weight = bottleneck.get_params().get("neighbor_weight", 0)
+    right.set_ylabel(
+        "training loss (cross-entropy"
+        + (f" + {weight:g} x neighbour term)" if weight else ")")
+    )
+    right.set_title("Bottleneck classifier")
+    for ax in (left, right):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        # One line needs no legend: the panel's title names it. With early
+        # stopping the validation scores make a second, and the legend stays.
+        legend = ax.get_legend()
+        if legend is not None and len(legend.get_texts()) < 2:
+            legend.remove()
+    return figure

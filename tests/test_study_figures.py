@@ -1,0 +1,78 @@
+"""The study's figures: the maps carry their metrics, the loss curves no
+legend that names a single line."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from denoisenet.study import figures
+
+pytest.importorskip("matplotlib")
+
+
+def records(tw_tsne, knn_tsne, tw_bottleneck, knn_bottleneck):
+    return [
+        {"trustworthiness": tw_tsne, "knn_accuracy": knn_tsne},
+        {"trustworthiness": tw_bottleneck, "knn_accuracy": knn_bottleneck},
+    ]
+
+
+@pytest.mark.parametrize(
+    "class_names, legend_title",
+    [(tuple("0123456789"), "digit"), (tuple("ABCDEFGHIJ"), "class")],
+)
+def test_maps_carry_their_metrics_and_a_legend_title(class_names, legend_title):
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 10
+    data = SimpleNamespace(class_names=class_names)
+    figure = figures.maps_figure(
+        rng.normal(size=(60, 2)),
+        rng.normal(size=(60, 2)),
+        y,
+        data,
+        records(0.98123, 0.9512, 0.876, 0.8049),
+    )
+    left, right = figure.axes[:2]
+    assert left.get_title() == "t-SNE\ntrustworthiness 0.981, kNN accuracy in 2-D 95.1%"
+    assert right.get_title() == (
+        "BottleneckClassifier\ntrustworthiness 0.876, kNN accuracy in 2-D 80.5%"
+    )
+    for ax in (left, right):
+        legend = ax.get_legend()
+        assert legend.get_title().get_text() == legend_title
+        assert [t.get_text() for t in legend.get_texts()] == list(class_names)
+
+
+class _Fitted:
+    """What the loss-curve figure reads of a fitted estimator."""
+
+    def __init__(self, losses, scores=None, **params):
+        self.loss_curve_ = losses
+        self.validation_scores_ = scores
+        self._params = params
+
+    def get_params(self, deep=True):
+        return dict(self._params)
+
+
+def test_loss_curves_have_no_legend_for_one_line():
+    figure = figures.loss_curves_figure(
+        _Fitted([0.3, 0.2, 0.1]), _Fitted([2.0, 1.0], neighbor_weight=0.3)
+    )
+    left, right = figure.axes[:2]
+    assert left.get_legend() is None and right.get_legend() is None
+    assert len(left.get_lines()) == 1 and len(right.get_lines()) == 1
+    assert "neighbour term" in right.get_ylabel()
+
+
+def test_loss_curves_keep_a_legend_for_two_lines():
+    # With early stopping the validation scores are a second line.
+    figure = figures.loss_curves_figure(
+        _Fitted([0.3, 0.2, 0.1]), _Fitted([2.0, 1.0], [0.5, 0.7], neighbor_weight=0)
+    )
+    left, right = figure.axes[:2]
+    assert left.get_legend() is None
+    texts = [t.get_text() for t in right.get_legend().get_texts()]
+    assert texts == ["BottleneckClassifier", "BottleneckClassifier (validation score)"]
+    assert right.get_ylabel() == "training loss (cross-entropy)"
