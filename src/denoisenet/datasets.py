@@ -166,10 +166,11 @@ def _open_regular_file(path):
     """
     _check_regular(path, os.stat(path).st_mode)
     # Non-blocking, so that a FIFO swapped in after the check cannot hang.
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    nonblocking = getattr(os, "O_NONBLOCK", 0)  # Windows has no FIFOs to fear
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | nonblocking)
     try:
         _check_regular(path, os.fstat(fd).st_mode)
-        if hasattr(os, "set_blocking"):
+        if nonblocking:
             # Back to ordinary reads, now that it is known to be a file.
             os.set_blocking(fd, True)
     except BaseException:
