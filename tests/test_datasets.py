@@ -1,8 +1,13 @@
 """Tests for denoisenet.datasets: IDX parsing and the MNIST-format loaders."""
 
+import contextlib
 import gzip
+import os
 import re
+import socket
 import tempfile
+import threading
+import tracemalloc
 import urllib.error
 from gzip import compress as gzip_compress
 from pathlib import Path
@@ -95,7 +100,14 @@ def no_download(monkeypatch):
 @st.composite
 def idx_arrays(draw):
     dtype = draw(st.sampled_from(list(TYPE_CODES)))
-    shape = draw(hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=5))
+    shape = draw(
+        st.one_of(
+            hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=5),
+            # Up to the 32 dimensions that every supported numpy allows.
+            hnp.array_shapes(min_dims=5, max_dims=32, min_side=1, max_side=1),
+            st.lists(st.sampled_from([1, 2]), min_size=5, max_size=12).map(tuple),
+        )
+    )
     return draw(hnp.arrays(dtype, shape))
 
 
@@ -125,6 +137,24 @@ def test_load_idx_rejects_every_strict_prefix(array, data):
             load_idx(path)
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    array=idx_arrays(),
+    extra=st.one_of(st.binary(min_size=1, max_size=16), st.integers(1, 70_000)),
+    compress=st.booleans(),
+)
+def test_load_idx_rejects_any_trailing_data(array, extra, compress):
+    # Trailing zeros up to beyond one read chunk, or a few arbitrary bytes.
+    extra = bytes(extra) if isinstance(extra, int) else extra
+    content = idx_bytes(array) + extra
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "long-idx"
+        path.write_bytes(gzip_compress(content) if compress else content)
+        pattern = rf"IDX file {re.escape(str(path))}: trailing extra bytes"
+        with pytest.raises(ValueError, match=pattern):
+            load_idx(path)
+
+
 def test_load_idx_accepts_str_and_detects_gzip_by_content(tmp_path):
     array = np.arange(12, dtype=np.int16).reshape(3, 4)
     # A gzip file without .gz, and a raw file with .gz: content decides.
@@ -151,6 +181,9 @@ VALID = idx_bytes(np.arange(6, dtype=np.uint8).reshape(2, 3))
         (VALID[:9], "truncated header"),
         (VALID[:-1], "truncated data"),
         (VALID + b"\x00", "trailing extra bytes"),
+        (gzip.compress(VALID + b"\x00"), "trailing extra bytes"),
+        (gzip.compress(VALID[:-1]), "truncated data"),
+        (gzip.compress(VALID) + b"junk", "corrupt gzip stream"),
         (b"\x01\x00" + VALID[2:], "wrong magic number"),
         (b"PK\x03\x04" + VALID[4:], "wrong magic number"),
         (VALID[:2] + b"\x0a" + VALID[3:], "unknown type code 0x0a"),
@@ -164,6 +197,9 @@ VALID = idx_bytes(np.arange(6, dtype=np.uint8).reshape(2, 3))
         "short-shape",
         "short-data",
         "extra-bytes",
+        "gzip-extra-bytes",
+        "gzip-short-data",
+        "junk-after-gzip",
         "wrong-magic",
         "zip-file",
         "unknown-type",
@@ -178,6 +214,168 @@ def test_load_idx_errors_name_file_and_problem(tmp_path, content, problem):
     pattern = rf"IDX file {re.escape(str(path))}: {problem}.*(again|decompress)"
     with pytest.raises(ValueError, match=pattern):
         load_idx(path)
+
+
+@pytest.mark.parametrize("ndim", [33, 64, 65, 255])
+def test_load_idx_refuses_more_dimensions_than_numpy_has(tmp_path, ndim):
+    # All of size 1, so that only the count of dimensions is wrong: numpy
+    # has at most 32 (64 since numpy 2) and the header's byte allows 255.
+    content = bytes([0, 0, 0x08, ndim]) + (1).to_bytes(4, "big") * ndim + b"\x07"
+    path = tmp_path / "many-dims-idx"
+    path.write_bytes(content)
+    try:
+        array = load_idx(path)
+    except ValueError as exc:
+        assert str(path) in str(exc)
+        assert f"{ndim} dimensions in the header" in str(exc)
+        assert ndim > 32
+    else:  # only numpy 2 and later reach 64 dimensions
+        assert ndim <= 64 and int(np.__version__.split(".")[0]) >= 2
+        assert array.shape == (1,) * ndim and array.item() == 7
+
+
+def test_load_idx_reads_32_dimensions(tmp_path):
+    array = np.arange(4, dtype=np.int16).reshape((1,) * 30 + (2, 2))
+    np.testing.assert_array_equal(load_idx(write_idx(tmp_path / "x-idx", array)), array)
+
+
+def _peak_traced_bytes(call):
+    """The peak of memory that Python allocates during ``call()``."""
+    tracemalloc.start()
+    try:
+        call()
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return peak
+
+
+def _raises_value_error(path, match):
+    def call():
+        with pytest.raises(ValueError, match=rf"{re.escape(str(path))}: {match}"):
+            load_idx(path)
+
+    return call
+
+
+def test_load_idx_stops_inflating_at_what_the_header_promises(tmp_path):
+    # A gzip bomb in small: 64 KiB that inflate to 64 MiB behind a header
+    # promising 6 bytes. Reading it whole took 4.4 GiB for a 2 MiB bomb.
+    inflated = 64 * 2**20
+    path = tmp_path / "bomb-idx2-ubyte.gz"
+    with gzip.open(path, "wb", compresslevel=9) as file:
+        file.write(VALID)
+        for _ in range(inflated // 2**20):
+            file.write(bytes(2**20))
+    assert path.stat().st_size < inflated // 100
+    peak = _peak_traced_bytes(_raises_value_error(path, "trailing extra bytes"))
+    assert peak < 2 * 2**20, f"{peak} bytes traced"
+
+
+def test_load_idx_reads_no_more_than_the_header_promises(tmp_path):
+    # 1 GiB, sparse on disk, behind a header promising 6 bytes.
+    path = tmp_path / "long-idx2-ubyte"
+    with open(path, "wb") as file:
+        file.write(VALID)
+        file.truncate(2**30)
+    peak = _peak_traced_bytes(_raises_value_error(path, "trailing extra bytes"))
+    assert peak < 2**20, f"{peak} bytes traced"
+
+
+def test_load_idx_memory_follows_the_data_not_the_header(tmp_path):
+    # A header promising 2 GiB in front of a gzip stream that holds 2 MiB:
+    # memory grows with the data actually inflated, then the file is refused.
+    header = bytes([0, 0, 0x08, 1]) + (2**31).to_bytes(4, "big")
+    path = tmp_path / "short-idx1-ubyte.gz"
+    path.write_bytes(gzip_compress(header + bytes(2 * 2**20)))
+    peak = _peak_traced_bytes(_raises_value_error(path, "truncated data"))
+    assert peak < 16 * 2**20, f"{peak} bytes traced"
+
+
+def _error_in_thread(call, fifo, timeout=60):
+    """The exception ``call()`` raises, failing the test if it hangs."""
+    outcome = {}
+
+    def target():
+        try:
+            call()
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        # Free a reader blocked on the FIFO: a writer that opens and closes.
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(timeout)
+        pytest.fail(f"still running after {timeout} s, on {fifo}")
+    assert "error" in outcome, "no error raised"
+    return outcome["error"]
+
+
+def _load_in_thread(path):
+    return _error_in_thread(lambda: load_idx(path), path)
+
+
+def _make_fifo(path):
+    os.mkfifo(path)
+
+
+def _make_socket(path):
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+
+
+def _make_symlink_to_fifo(path):
+    os.mkfifo(path.with_name("the-fifo"))
+    path.symlink_to(path.with_name("the-fifo"))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs and sockets")
+@pytest.mark.parametrize(
+    ("make", "kind"),
+    [
+        (Path.mkdir, "a directory"),
+        (_make_fifo, "a FIFO"),
+        (_make_symlink_to_fifo, "a FIFO"),
+        (_make_socket, "a socket"),
+    ],
+    ids=["directory", "fifo", "symlink-to-fifo", "socket"],
+)
+def test_load_idx_refuses_what_is_not_a_regular_file(make, kind):
+    # A short folder of its own: a socket's path has at most ~100 bytes.
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "train-images-idx3-ubyte"
+        make(path)
+        error = _load_in_thread(path)
+    assert isinstance(error, ValueError), repr(error)
+    assert f"IDX file {path}: it is {kind}" in str(error)
+    assert "not a regular file" in str(error)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/null"), reason="no /dev/null")
+def test_load_idx_refuses_a_device():
+    # /dev/null rather than /dev/zero, which is refused the same way: were
+    # that ever read, it would fill the memory rather than fail the test.
+    error = _load_in_thread("/dev/null")
+    assert isinstance(error, ValueError), repr(error)
+    assert "IDX file /dev/null: it is a character device" in str(error)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+@pytest.mark.usefixtures("no_system_dirs", "no_download")
+def test_loaders_refuse_a_fifo_in_place_of_a_file(tmp_path):
+    write_fake_dataset(tmp_path, n_test=None)
+    fifo = tmp_path / IMAGE_FILES["train"]
+    fifo.unlink()
+    os.mkfifo(fifo)
+    error = _error_in_thread(
+        lambda: load_mnist(data_home=tmp_path, download=False), fifo
+    )
+    assert isinstance(error, ValueError), repr(error)
+    assert f"{fifo}: it is a FIFO" in str(error)
 
 
 def test_load_idx_missing_file(tmp_path):

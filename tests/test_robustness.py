@@ -1419,10 +1419,12 @@ def test_load_idx_survives_random_bytes(content, compress):
 @st.composite
 def garbled_idx(draw):
     type_code = draw(st.sampled_from([*IDX_TYPES, 0x00, 0x07, 0x0A, 0x0F, 0xFF]))
-    ndim = draw(st.integers(0, 4))
+    # Past numpy's 32 (64 since numpy 2) dimensions, up to the header's 255.
+    ndim = draw(st.one_of(st.integers(0, 4), st.sampled_from([32, 33, 64, 65, 255])))
+    sides = st.integers(0, 4) if ndim <= 4 else st.integers(1, 1)
     shape = draw(
         st.lists(
-            st.one_of(st.integers(0, 4), st.sampled_from([2**31, 2**32 - 1])),
+            st.one_of(sides, st.sampled_from([2**31, 2**32 - 1])),
             min_size=ndim,
             max_size=ndim,
         )
@@ -1444,14 +1446,25 @@ def garbled_idx(draw):
     for position, value in flips:
         if position < len(content):
             content[position] = value
-    content = bytes(content)
-    mangle = draw(st.sampled_from(["raw", "gzip", "gzip-truncated", "gzip-flipped"]))
+    # Far more data than the header promises: what a gzip bomb does.
+    content = bytes(content) + bytes(draw(st.sampled_from([0, 0, 0, 2**20 + 3])))
+    mangle = draw(
+        st.sampled_from(
+            ["raw", "gzip", "gzip-truncated", "gzip-flipped", "gzip-twice", "gzip+junk"]
+        )
+    )
     if mangle != "raw":
         packed = bytearray(gzip.compress(content))
         if mangle == "gzip-truncated":
             packed = packed[: draw(st.integers(2, max(2, len(packed) - 1)))]
         elif mangle == "gzip-flipped":
             packed[draw(st.integers(2, len(packed) - 1))] ^= draw(st.integers(1, 255))
+        elif mangle == "gzip-twice":  # two members, as `cat a.gz b.gz` makes
+            more = draw(st.binary(max_size=8))
+            packed += gzip.compress(more)
+            content += more
+        elif mangle == "gzip+junk":
+            packed += draw(st.binary(min_size=1, max_size=8))
         return content, bytes(packed)
     return content, content
 

@@ -13,9 +13,13 @@ locally do they download the data set from OpenML with
 :func:`sklearn.datasets.fetch_openml`.
 """
 
+import contextlib
 import gzip
 import importlib.util
+import math
 import os
+import stat
+import struct
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -54,6 +58,12 @@ _IDX_TYPES = {
 
 _GZIP_MAGIC = b"\x1f\x8b"
 
+# The most dimensions an array can have: 32 before numpy 2.0, 64 since.
+_MAX_NDIM = 64 if int(np.__version__.split(".")[0]) >= 2 else 32
+
+# Data is read, or inflated, this many bytes at a time.
+_CHUNK_BYTES = 1 << 20
+
 _REDOWNLOAD = "The file is damaged or incomplete: download it again."
 
 _SUBSET_FILES = {
@@ -91,9 +101,20 @@ def load_idx(path):
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If the file is not a well-formed IDX file: truncated header or data,
-        trailing bytes, a wrong magic number, an unknown type code, zero
-        dimensions or a corrupt gzip stream. The message names the file.
+        If ``path`` is not a regular file (a directory, a FIFO, a socket or a
+        device such as ``/dev/zero``), or not a well-formed IDX file:
+        truncated header or data, trailing bytes, a wrong magic number, an
+        unknown type code, zero dimensions or more than numpy supports, a
+        shape too large for an array, or a corrupt gzip stream. The message
+        names the file.
+
+    Notes
+    -----
+    The header is read first, and no more data is read or inflated than it
+    promises, plus one byte to detect trailing data. A small gzip file that
+    would inflate to gigabytes behind a header that promises a few bytes is
+    refused after a few kilobytes of work, and memory grows only with data
+    actually in the file.
 
     See Also
     --------
@@ -116,37 +137,130 @@ def load_idx(path):
            [3, 4, 5]], dtype=uint8)
     """
     path = Path(os.fspath(path))
-    with open(path, "rb") as file:
-        content = file.read()
-    if content[:2] == _GZIP_MAGIC:
+    with _open_regular_file(path) as file:
+        magic = file.read(2)
+        file.seek(0)
+        if magic != _GZIP_MAGIC:
+            return _read_idx(file, path, os.fstat(file.fileno()).st_size)
+        # Inflated a chunk at a time, never past what the header promises (plus
+        # one byte to tell trailing data), so a small gzip that inflates to
+        # gigabytes costs no more than its header admits.
         try:
-            content = gzip.decompress(content)
+            with gzip.GzipFile(fileobj=file, mode="rb") as stream:
+                return _read_idx(stream, path, None)
         except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
             raise _idx_error(path, f"corrupt gzip stream ({exc})") from exc
-    return _parse_idx(content, path)
 
 
 def _idx_error(path, problem, advice=_REDOWNLOAD):
     return ValueError(f"Cannot read IDX file {path}: {problem}. {advice}")
 
 
-def _parse_idx(content, path):
-    """Decode the bytes of an uncompressed IDX file read from ``path``."""
-    if len(content) < 4:
+@contextlib.contextmanager
+def _open_regular_file(path):
+    """Open ``path`` for reading in binary, refusing anything but a regular file.
+
+    A FIFO would block ``open`` until a writer comes, and a device such as
+    ``/dev/zero`` never ends, so the kind of file is checked before opening
+    it, and again on the open descriptor in case the path was swapped between.
+    """
+    _check_regular(path, os.stat(path).st_mode)
+    # Non-blocking, so that a FIFO swapped in after the check cannot hang.
+    nonblocking = getattr(os, "O_NONBLOCK", 0)  # Windows has no FIFOs to fear
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | nonblocking)
+    try:
+        _check_regular(path, os.fstat(fd).st_mode)
+        if nonblocking:
+            # Back to ordinary reads, now that it is known to be a file.
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as file:
+        yield file
+
+
+def _check_regular(path, mode):
+    if stat.S_ISREG(mode):
+        return
+    kinds = [
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ]
+    kind = next((name for test, name in kinds if test(mode)), "not a file")
+    raise _idx_error(
+        path,
+        f"it is {kind}, not a regular file",
+        "Pass the path of an IDX file on disk (save data from a pipe or a "
+        "device to a file first).",
+    )
+
+
+def _read_idx(stream, path, file_size):
+    """Decode the IDX file that ``stream`` reads, the header first.
+
+    ``file_size`` is the size of an uncompressed file, which lets a file that
+    cannot match its header fail before its data is read; None for gzip.
+    """
+    shape, dtype, header_size = _read_header(stream, path)
+    count = math.prod(shape)
+    expected = count * dtype.itemsize
+    # A size of 0 is what pseudo-files report, whatever they hold: read those.
+    if file_size:
+        _check_data_size(path, shape, dtype, expected, file_size - header_size)
+    data = _read_at_most(stream, expected + 1)
+    _check_data_size(path, shape, dtype, expected, len(data), exact=False)
+    array = np.frombuffer(data, dtype, count)
+    if not dtype.isnative:
+        # In place rather than astype's copy: the bytes are ours, and being a
+        # bytearray they also make the result writable.
+        array = array.byteswap(inplace=True).view(dtype.newbyteorder("="))
+    return array.reshape(shape)
+
+
+def _read_header(stream, path):
+    """Read and check an IDX header: ``(shape, dtype, header_size)``."""
+    head = stream.read(4)
+    if len(head) < 4:
         raise _idx_error(
             path,
-            f"truncated header: {len(content)} bytes, fewer than the 4 of "
+            f"truncated header: {len(head)} bytes, fewer than the 4 of "
             "the magic number",
         )
-    if content[0] != 0 or content[1] != 0:
+    _check_magic(head, path)
+    ndim = head[3]
+    header_size = 4 + 4 * ndim
+    dims = stream.read(4 * ndim)
+    if len(dims) < 4 * ndim:
         raise _idx_error(
             path,
-            f"wrong magic number: it starts with 0x{content[0]:02x} "
-            f"0x{content[1]:02x} instead of 0x00 0x00, so it is not an IDX file",
+            f"truncated header: {ndim} dimensions need {header_size} header "
+            f"bytes but the file has {4 + len(dims)}",
+        )
+    shape = struct.unpack(f">{ndim}I", dims)
+    dtype = _IDX_TYPES[head[2]]
+    # numpy refuses a shape whose nonzero dimensions overflow its sizes even
+    # when another dimension is 0, as in a corrupt (0, 2**31, 2**31).
+    nonzero = math.prod(n for n in shape if n)
+    if nonzero * dtype.itemsize > np.iinfo(np.intp).max:
+        raise _idx_error(path, f"shape {shape} is too large for an array")
+    return shape, dtype, header_size
+
+
+def _check_magic(head, path):
+    """Check the 4 bytes of the magic number: zeros, type code, dimensions."""
+    if head[0] != 0 or head[1] != 0:
+        raise _idx_error(
+            path,
+            f"wrong magic number: it starts with 0x{head[0]:02x} "
+            f"0x{head[1]:02x} instead of 0x00 0x00, so it is not an IDX file",
             "Check the path; decompress the file first if it is compressed with "
             "something other than gzip; otherwise download it again.",
         )
-    type_code, ndim = content[2], content[3]
+    type_code, ndim = head[2], head[3]
     if type_code not in _IDX_TYPES:
         known = ", ".join(f"0x{code:02x} ({t.name})" for code, t in _IDX_TYPES.items())
         raise _idx_error(
@@ -154,33 +268,44 @@ def _parse_idx(content, path):
         )
     if ndim == 0:
         raise _idx_error(path, "zero dimensions in the header, at least 1 expected")
-    header_size = 4 + 4 * ndim
-    if len(content) < header_size:
+    if ndim > _MAX_NDIM:
         raise _idx_error(
             path,
-            f"truncated header: {ndim} dimensions need {header_size} header "
-            f"bytes but the file has {len(content)}",
+            f"{ndim} dimensions in the header, more than the {_MAX_NDIM} "
+            f"that numpy {np.__version__} supports",
         )
-    shape = tuple(int(n) for n in np.frombuffer(content, ">u4", ndim, offset=4))
-    dtype = _IDX_TYPES[type_code]
-    # Python ints, so a corrupt header with huge dimensions cannot overflow.
-    count = int(np.prod(shape, dtype=object))
-    expected, actual = count * dtype.itemsize, len(content) - header_size
-    if actual != expected:
-        problem = "truncated data" if actual < expected else "trailing extra bytes"
-        raise _idx_error(
-            path,
-            f"{problem}: shape {shape} of {dtype.name} needs {expected} data "
-            f"bytes but the file has {actual}",
-        )
-    # numpy refuses a shape whose nonzero dimensions overflow its sizes even
-    # when another dimension is 0, as in a corrupt (0, 2**31, 2**31).
-    nonzero = int(np.prod([n for n in shape if n], dtype=object))
-    if nonzero * dtype.itemsize > np.iinfo(np.intp).max:
-        raise _idx_error(path, f"shape {shape} is too large for an array")
-    array = np.frombuffer(content, dtype, count, offset=header_size)
-    # astype copies, which also makes the result writable.
-    return array.reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _check_data_size(path, shape, dtype, expected, actual, exact=True):
+    """Raise unless ``actual`` data bytes are the ``expected`` ones.
+
+    With ``exact`` false, ``actual`` only says that there is more than
+    ``expected``, as when a gzip stream was inflated no further.
+    """
+    if actual == expected:
+        return
+    problem = "truncated data" if actual < expected else "trailing extra bytes"
+    has = f"{actual}" if actual < expected or exact else "more"
+    raise _idx_error(
+        path,
+        f"{problem}: shape {shape} of {dtype.name} needs {expected} data "
+        f"bytes but the file has {has}",
+    )
+
+
+def _read_at_most(stream, n_bytes):
+    """Up to ``n_bytes`` from ``stream``, fewer only at its end.
+
+    A chunk at a time, so that memory grows with the data actually there,
+    not with a size a header merely claims.
+    """
+    data = bytearray()
+    while len(data) < n_bytes:
+        chunk = stream.read(min(_CHUNK_BYTES, n_bytes - len(data)))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def load_mnist(subset="train", *, data_home=None, download=True):
@@ -375,7 +500,10 @@ def _find_files(directory, parts):
         for name in _SUBSET_FILES[part]:
             # Plain first: it is what a user who unpacked the files wants read.
             candidates = [directory / name, directory / f"{name}.gz"]
-            existing = [path for path in candidates if path.is_file()]
+            # Anything there, not only regular files: load_idx refuses a FIFO
+            # or a directory by name, where skipping it would hide the cause
+            # (or download the data set behind the user's back).
+            existing = [path for path in candidates if path.exists()]
             if not existing:
                 return None
             pair.append(existing[0])
