@@ -6,12 +6,13 @@ networks that torch builds, and the refusal against a memory limit that the
 test sets.
 """
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from denoisenet import _resources
+from denoisenet import DenoisingAutoencoder, _resources
 from denoisenet._networks import (
     autoencoder_network,
     autoencoder_parameter_count,
@@ -114,3 +115,13 @@ def test_available_host_memory_is_a_plausible_number():
 )
 def test_format_bytes(n, shown):
     assert _resources.format_bytes(n) == shown
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_an_estimator_without_a_count_is_measured_on_the_meta_device(monkeypatch):
+    monkeypatch.setattr(DenoisingAutoencoder, "_parameter_count", None)
+    X = np.random.default_rng(0).random((8, 6))
+    DenoisingAutoencoder((4, 2, 4), max_iter=1, device="cpu").fit(X)
+    for sizes in [(10**6, 10**6), (10**20,)]:
+        with pytest.raises(ValueError, match=r"parameters, which need|cannot build"):
+            DenoisingAutoencoder(sizes, max_iter=1, device="cpu").fit(X)

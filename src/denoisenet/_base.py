@@ -55,11 +55,16 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class Domain:
-    """A set of admissible values, described in words for error messages."""
+    """A set of admissible values, described in words for error messages.
 
-    def __init__(self, description, accepts):
+    ``sequence`` marks domains of tuples and lists, whose error message
+    explains why a generator is refused.
+    """
+
+    def __init__(self, description, accepts, *, sequence=False):
         self.description = description
         self.accepts = accepts
+        self.sequence = sequence
 
     def __or__(self, other):
         return Domain(
@@ -151,7 +156,8 @@ def check_params(estimator, domains):
         if not domain.accepts(value):
             raise ValueError(
                 f"The {name!r} parameter of {type(estimator).__name__} must be "
-                f"{domain.description}. Got {value!r} instead.{_one_shot_hint(value)}"
+                f"{domain.description}. Got {value!r} instead."
+                + (_one_shot_hint(value) if domain.sequence else "")
             )
 
 
@@ -262,15 +268,20 @@ def _is_image_shape(value):
 
 COMMON_DOMAINS = {
     "hidden_layer_sizes": Domain(
-        "a positive int or a non-empty sequence of positive ints", _is_layer_sizes
+        "a positive int or a non-empty sequence of positive ints",
+        _is_layer_sizes,
+        sequence=True,
     ),
     "architecture": one_of("dense", "conv"),
     "image_shape": Domain(
         "None or a (height, width) pair of positive ints, one of which may be -1",
         _is_image_shape,
+        sequence=True,
     ),
     "conv_channels": Domain(
-        "a positive int or a non-empty sequence of positive ints", _is_layer_sizes
+        "a positive int or a non-empty sequence of positive ints",
+        _is_layer_sizes,
+        sequence=True,
     ),
     "activation": one_of(*ACTIVATIONS),
     "alpha": interval("real", 0, None),
@@ -627,7 +638,7 @@ class NeuralEstimatorBase(BaseEstimator):
         args = {**_NETWORK_DEFAULTS, **network_args}
         if pickled:
             check_network_fits(
-                self._parameter_count(**network_args),
+                self._count_parameters(network_args),
                 device,
                 copies=copies,
                 subject=f"The saved {type(self).__name__}'s network",
@@ -644,7 +655,7 @@ class NeuralEstimatorBase(BaseEstimator):
             shown += f", image_shape={args['image_shape']!r}"
             advice += " or conv_channels"
         check_network_fits(
-            self._parameter_count(**network_args),
+            self._count_parameters(network_args),
             device,
             copies=copies,
             subject=(
@@ -653,6 +664,21 @@ class NeuralEstimatorBase(BaseEstimator):
             ),
             advice=f"{advice}, or a device with more free memory.",
         )
+
+    def _count_parameters(self, network_args):
+        if self._parameter_count is not None:
+            return self._parameter_count(**network_args)
+        # A network without a counting function is counted on the meta
+        # device, which allocates nothing (but overflows beyond int64).
+        try:
+            with torch.device("meta"):
+                module = self._network(**network_args)
+        except (RuntimeError, TypeError, OverflowError) as exc:
+            raise ValueError(
+                f"{type(self).__name__} cannot build a network of this size: "
+                f"{network_args!r}."
+            ) from exc
+        return sum(p.numel() for p in module.parameters())
 
     def _check_trained(self, module, optimizer, data, device, history):
         """Raise NonFiniteLossError when training left an unusable network.

@@ -196,6 +196,7 @@ class GaussianPixelNoise(_PixelNoise):
                     and v[0] <= v[1]
                 )
             ),
+            sequence=True,
         ),
     }
 
