@@ -23,6 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import Pipeline
 
+import denoisenet._base
 import denoisenet._training
 from denoisenet import (
     DenoisingAutoencoder,
@@ -780,3 +781,168 @@ def test_grid_search_on_a_lone_autoencoder_uses_its_score(small_digits):
     ).fit(X)
     assert np.all(search.cv_results_["mean_test_score"] < 0)
     assert search.best_params_["noise"] in (None, 0.3)
+
+
+# -- a fitted model is never lost ----------------------------------------------
+
+
+def test_interrupted_records_a_ctrl_c_after_an_epoch(small_digits, interrupt_epoch):
+    X, _ = small_digits
+    assert make_dae(max_iter=2).fit(X).interrupted_ is False
+    interrupt_epoch(3)
+    dae = make_dae(max_iter=10)
+    with pytest.warns(UserWarning, match="interrupted"):
+        dae.fit(X)
+    assert dae.interrupted_ is True
+    assert dae.n_iter_ == 2
+    # The next call that runs to its end says so.
+    dae.partial_fit(X)
+    assert dae.interrupted_ is False
+
+
+def test_an_unusable_device_after_fit_loses_nothing(small_digits, helpers):
+    X, _ = small_digits
+    dae = make_dae(max_iter=2, device="cpu").fit(X)
+    module_before = copy.deepcopy(dae.module_)
+    expected = dae.transform(X)
+    for device in ["meta", torch.device("meta"), "xla", 0]:
+        dae.set_params(device=device)
+        for method in (dae.transform, dae.encode, dae.score):
+            with pytest.raises(ValueError, match="'device' parameter"):
+                method(X)
+    assert helpers.state_dicts_equal(dae.module_, module_before)
+    assert next(dae.module_.parameters()).device.type == "cpu"
+    dae.set_params(device="cpu")
+    np.testing.assert_array_equal(dae.transform(X), expected)
+
+
+def test_inference_on_another_device_leaves_module_where_it_is(
+    small_digits, monkeypatch
+):
+    # module_ is compared by identity and device: inference on a device
+    # other than module_'s works on a copy. The "other device" is the CPU
+    # seen as different, so that the test needs no GPU.
+    X, _ = small_digits
+    dae = make_dae(max_iter=2, device="cpu").fit(X)
+    module = dae.module_
+    expected = dae.transform(X)
+    monkeypatch.setattr(denoisenet._base, "_same_device", lambda a, b: False)
+    np.testing.assert_array_equal(dae.transform(X), expected)
+    assert dae.module_ is module
+
+
+def test_a_partial_fit_ending_in_non_finite_weights_keeps_the_model(
+    small_digits, helpers, monkeypatch
+):
+    X, _ = small_digits
+    dae = make_dae(max_iter=2, batch_size=200).fit(X)
+    twin = pickle.loads(pickle.dumps(dae))
+    module_before = copy.deepcopy(dae.module_)
+    optimizer_before = copy.deepcopy(dae._optimizer_state)
+    curve, n_iter = list(dae.loss_curve_), dae.n_iter_
+    real_step = denoisenet._training.train_step
+
+    def step(module, *args, **kwargs):
+        # The loss is finite (it is taken before the step); the weights
+        # that the step leaves are not.
+        loss = real_step(module, *args, **kwargs)
+        with torch.no_grad():
+            next(module.parameters()).view(-1)[0] = float("inf")
+        return loss
+
+    monkeypatch.setattr(denoisenet._training, "train_step", step)
+    with pytest.raises(NonFiniteLossError, match="left as it was"):
+        dae.partial_fit(X)
+    monkeypatch.undo()
+    assert helpers.state_dicts_equal(dae.module_, module_before)
+    state, before = dae._optimizer_state["state"], optimizer_before["state"]
+    assert all(
+        torch.equal(state[p][k], before[p][k]) for p in before for k in before[p]
+    )
+    assert dae.loss_curve_ == curve and dae.n_iter_ == n_iter
+    dae.partial_fit(X)
+    twin.partial_fit(X)
+    assert helpers.state_dicts_equal(dae.module_, twin.module_)
+
+
+def test_absurd_network_is_refused_before_it_is_built(small_digits, monkeypatch):
+    X, _ = small_digits
+    monkeypatch.setattr(
+        denoisenet._base.NeuralEstimatorBase,
+        "_module",
+        lambda *args: pytest.fail("the network was built"),
+    )
+    for params in [
+        {"hidden_layer_sizes": (10**6, 10**6)},
+        {"hidden_layer_sizes": (10**20,)},
+        {"architecture": "conv", "image_shape": (8, 8), "conv_channels": (10**7,)},
+    ]:
+        with pytest.raises(ValueError, match="parameters, which need") as info:
+            make_dae(**params).fit(X)
+        assert "hidden_layer_sizes" in str(info.value)
+
+
+def test_a_tampered_file_is_refused_before_its_network_is_built(small_digits):
+    X, _ = small_digits
+    dae = make_dae(max_iter=1).fit(X)
+    state = dae.__getstate__()
+    huge = dict(state, _network_args={**state["_network_args"]})
+    huge["_network_args"]["hidden_layer_sizes"] = (10**7, 10**7)
+    with pytest.raises(ValueError, match="saved DenoisingAutoencoder's network"):
+        DenoisingAutoencoder.__new__(DenoisingAutoencoder).__setstate__(huge)
+    nonsense = dict(state, _network_args={**state["_network_args"], "n_features": -1})
+    with pytest.raises(pickle.UnpicklingError, match="tampered"):
+        DenoisingAutoencoder.__new__(DenoisingAutoencoder).__setstate__(nonsense)
+
+
+def test_a_tampered_skops_file_gets_the_same_checks(small_digits, monkeypatch):
+    sio = pytest.importorskip("skops.io")
+    X, _ = small_digits
+    dae = make_dae(max_iter=1).fit(X)
+    real_getstate = DenoisingAutoencoder.__getstate__
+
+    def tampered(self):
+        state = real_getstate(self)
+        args = {**state["_network_args"], "hidden_layer_sizes": (10**7, 10**7)}
+        return {**state, "_network_args": args}
+
+    monkeypatch.setattr(DenoisingAutoencoder, "__getstate__", tampered)
+    blob = sio.dumps(dae)
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="parameters, which need"):
+        sio.loads(blob, trusted=sio.get_untrusted_types(data=blob))
+
+
+# -- parameters are checked where they are used --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("noise", "name"),
+    [
+        ("strong", "noise"),
+        (MaskingNoise(fraction=5), "fraction"),
+        (GaussianPixelNoise(std="0.2"), "std"),
+    ],
+)
+def test_score_checks_a_noise_set_after_fit(small_digits, noise, name):
+    X, _ = small_digits
+    dae = make_dae(max_iter=1).fit(X)
+    dae.set_params(noise=noise)
+    with pytest.raises(ValueError, match=f"'{name}' parameter"):
+        dae.score(X)
+
+
+def test_a_generator_for_hidden_layer_sizes_is_refused_clearly(small_digits):
+    X, _ = small_digits
+    sizes = (s for s in (32, 8, 32))
+    with pytest.raises(ValueError, match="pass a tuple or a list"):
+        make_dae(hidden_layer_sizes=sizes).fit(X)
+    assert list(sizes) == [32, 8, 32]
+
+
+def test_early_stopping_on_too_few_samples_names_validation_fraction(small_digits):
+    X, _ = small_digits
+    for n, fraction in [(1, 0.1), (4, 0.9)]:
+        with pytest.raises(ValueError, match="validation_fraction") as info:
+            make_dae(early_stopping=True, validation_fraction=fraction).fit(X[:n])
+        assert "test_size" not in str(info.value)

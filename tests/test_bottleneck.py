@@ -939,3 +939,121 @@ def test_balanced_class_weight_is_refused_by_partial_fit(data):
     X, y = data
     with pytest.raises(ValueError, match="compute_class_weight"):
         make_clf(class_weight="balanced").partial_fit(X, y, classes=np.unique(y))
+
+
+# -- a fitted model is never lost ----------------------------------------------
+
+
+def test_interrupted_records_a_ctrl_c_after_an_epoch(data, interrupt_epoch):
+    X, y = data
+    assert make_clf(max_iter=2).fit(X, y).interrupted_ is False
+    interrupt_epoch(2)
+    clf = make_clf(max_iter=10)
+    with pytest.warns(UserWarning, match="interrupted"):
+        clf.fit(X, y)
+    assert clf.interrupted_ is True
+    clf.partial_fit(X, y)
+    assert clf.interrupted_ is False
+
+
+def test_an_unusable_device_after_fit_loses_nothing(data, helpers):
+    X, y = data
+    clf = make_clf(max_iter=2, device="cpu").fit(X, y)
+    module_before = copy.deepcopy(clf.module_)
+    expected = clf.predict_proba(X)
+    clf.set_params(device="meta")
+    for method in (clf.predict, clf.predict_proba, clf.transform):
+        with pytest.raises(ValueError, match="'device' parameter"):
+            method(X)
+    assert helpers.state_dicts_equal(clf.module_, module_before)
+    clf.set_params(device="cpu")
+    np.testing.assert_array_equal(clf.predict_proba(X), expected)
+
+
+def test_a_warm_refit_ending_in_non_finite_weights_keeps_the_model(
+    data, helpers, monkeypatch
+):
+    X, y = data
+    clf = make_clf(max_iter=2).fit(X, y)
+    module_before = copy.deepcopy(clf.module_)
+    curve, n_iter = list(clf.loss_curve_), clf.n_iter_
+    expected = clf.predict_proba(X)
+    real_step = denoisenet._training.train_step
+    calls = []
+
+    def step(module, *args, **kwargs):
+        # The last step of the refit leaves a NaN weight behind a finite
+        # loss (a loss is taken before its step).
+        loss = real_step(module, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 4:  # 2 epochs of 2 batches
+            with torch.no_grad():
+                next(module.parameters()).view(-1)[0] = float("nan")
+        return loss
+
+    monkeypatch.setattr(denoisenet._training, "train_step", step)
+    with pytest.raises(NonFiniteLossError, match="left as it was"):
+        clf.set_params(warm_start=True).fit(X, y)
+    assert len(calls) == 4
+    assert helpers.state_dicts_equal(clf.module_, module_before)
+    assert clf.loss_curve_ == curve and clf.n_iter_ == n_iter
+    np.testing.assert_array_equal(clf.predict_proba(X), expected)
+
+
+def test_tampered_outputs_are_refused_on_loading(data):
+    X, y = data
+    clf = make_clf(max_iter=1).fit(X, y)
+    state = clf.__getstate__()
+    state["_network_args"] = {**state["_network_args"], "n_outputs": 7}
+    with pytest.raises(pickle.UnpicklingError, match="7 outputs"):
+        BottleneckClassifier.__new__(BottleneckClassifier).__setstate__(state)
+
+
+# -- parameters are checked where they are used --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("classes", "message"),
+    [
+        ([], "classes is empty"),
+        ([0, 1, 2, np.nan], "NaN"),
+        ([0, 1, 2, None], "None"),
+        ([[0, 1, 2]], "1-d"),
+        ([0], "at least 2 classes"),
+    ],
+    ids=["empty", "nan", "none", "2-d", "one"],
+)
+def test_partial_fit_refuses_bad_classes_clearly(data, helpers, classes, message):
+    X, y = data
+    clf = make_clf()
+    with pytest.raises(ValueError, match=message):
+        clf.partial_fit(X, y, classes=classes)
+    assert helpers.fitted_attributes(clf) == []
+
+
+@pytest.mark.parametrize("weight", [1.0, 3, np.float32(0.5)])
+def test_a_scalar_sample_weight_weighs_every_sample_alike(data, helpers, weight):
+    X, y = data
+    scalar = make_clf(max_iter=2).fit(X, y, sample_weight=weight)
+    full = make_clf(max_iter=2).fit(X, y, sample_weight=np.full(len(y), weight))
+    assert helpers.state_dicts_equal(scalar.module_, full.module_)
+
+
+@pytest.mark.parametrize(
+    ("n", "fraction", "message"),
+    [
+        (3, 0.1, "only one sample"),
+        (9, 0.1, "at least 0.333"),
+        (9, 0.8, "which leaves 1 to train on"),
+    ],
+)
+def test_early_stopping_on_too_few_samples_says_what_to_change(n, fraction, message):
+    X = np.random.default_rng(0).random((n, 4))
+    y = np.arange(n) % 3
+    clf = make_clf(early_stopping=True, validation_fraction=fraction)
+    with pytest.raises(ValueError, match=message) as info:
+        clf.fit(X, y)
+    assert "validation_fraction" in str(info.value) or "early_stopping" in str(
+        info.value
+    )
+    assert "test_size" not in str(info.value)

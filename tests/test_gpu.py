@@ -119,3 +119,38 @@ def test_pickled_state_holds_only_cpu_tensors(digits):
     state = clf.__getstate__()
     weights = torch.load(io.BytesIO(state["module_"]), weights_only=True)
     assert all(t.device.type == "cpu" for t in weights.values())
+
+
+@cuda
+def test_inference_on_another_device_leaves_the_stored_weights_in_place(digits):
+    # Fitted on the GPU and asked on the CPU (and the other way round): the
+    # answer comes from a copy, and module_ stays where fit put it.
+    X, y = digits
+    clf = BottleneckClassifier((32, 2, 16), max_iter=3, device="cuda", random_state=0)
+    clf.fit(X, y)
+    on_gpu = clf.predict_proba(X)
+    clf.set_params(device="cpu")
+    np.testing.assert_allclose(clf.predict_proba(X), on_gpu, atol=1e-4)
+    assert next(clf.module_.parameters()).device.type == "cuda"
+    dae = DenoisingAutoencoder((32, 8, 32), max_iter=2, device="cpu", random_state=0)
+    on_cpu = dae.fit(X).transform(X)
+    dae.set_params(device="cuda")
+    np.testing.assert_allclose(dae.transform(X), on_cpu, atol=1e-3)
+    assert next(dae.module_.parameters()).device.type == "cpu"
+    dae.set_params(device=f"cuda:{torch.cuda.device_count()}")
+    with pytest.raises(ValueError, match="CUDA device"):
+        dae.transform(X)
+    assert next(dae.module_.parameters()).device.type == "cpu"
+
+
+@cuda
+def test_a_network_larger_than_the_gpu_is_refused_before_allocating(digits):
+    X, _ = digits
+    free, _ = torch.cuda.mem_get_info()
+    # One hidden layer whose training copies need about twice the free memory.
+    width = 2 * free // (7 * 4 * 2 * X.shape[1]) + 1
+    dae = DenoisingAutoencoder((width,), max_iter=1, device="cuda")
+    before = torch.cuda.memory_allocated()
+    with pytest.raises(ValueError, match="available on cuda"):
+        dae.fit(X)
+    assert torch.cuda.memory_allocated() == before

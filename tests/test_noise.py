@@ -676,3 +676,30 @@ def test_pickle_round_trip(cls, make_random_state):
     np.testing.assert_array_equal(restored.transform(X), est.transform(X))
     unfitted = pickle.loads(pickle.dumps(strong(cls)))
     assert unfitted.get_params().keys() == strong(cls).get_params().keys()
+
+
+# -- parameters set after fit --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cls", "name", "value"),
+    [
+        (MaskingNoise, "fraction", 5),
+        (MaskingNoise, "value", math.nan),
+        (SaltAndPepperNoise, "amount", -0.5),
+        (GaussianPixelNoise, "std", "0.2"),
+        (GaussianPixelNoise, "clip", (1.0, 0.0)),
+        (GaussianPixelNoise, "random_state", "seed"),
+    ],
+)
+def test_parameters_set_after_fit_are_checked_at_transform(cls, name, value):
+    X = pixels()
+    noise = cls(random_state=0).fit(X)
+    expected = noise.transform(X)
+    noise.set_params(**{name: value})
+    with pytest.raises(ValueError, match=f"'{name}' parameter"):
+        noise.transform(X)
+    with pytest.raises(ValueError, match=f"'{name}' parameter"):
+        noise.corrupt_tensor(torch.from_numpy(X), torch.Generator().manual_seed(0))
+    noise.set_params(**{name: cls().get_params()[name]}).set_params(random_state=0)
+    np.testing.assert_array_equal(noise.transform(X), expected)

@@ -50,9 +50,16 @@ from denoisenet import (
     GaussianPixelNoise,
     MaskingNoise,
     SaltAndPepperNoise,
+    _resources,
     _training,
 )
-from denoisenet._networks import ACTIVATIONS
+from denoisenet._base import NeuralEstimatorBase
+from denoisenet._networks import (
+    ACTIVATIONS,
+    autoencoder_parameter_count,
+    bottleneck_parameter_count,
+)
+from denoisenet._resources import TRAINING_COPIES
 from denoisenet.datasets import load_idx
 
 pytestmark = [
@@ -800,6 +807,11 @@ def test_classifier_survives_hostile_labels(data, n, partial):
             "huge",
             "tiny",
             "subnormal",
+            "scalar",
+            "scalar-int",
+            "scalar-zero",
+            "scalar-nan",
+            "scalar-negative",
         ]
     ),
     n=st.integers(4, 16),
@@ -827,8 +839,15 @@ def test_classifier_survives_hostile_sample_weights(kind, n, scale, alpha):
         "huge": ones * 1e300,
         "tiny": ones * 1e-300,
         "subnormal": ones * 1e-44,
+        # One number weighs every sample alike, as scikit-learn accepts it.
+        "scalar": scale,
+        "scalar-int": 3,
+        "scalar-zero": 0.0,
+        "scalar-nan": np.float64("nan"),
+        "scalar-negative": -scale,
     }[kind]
-    if kind in ("ones", "integers", "some-zeros", "positive", "list"):
+    accepted = ("ones", "integers", "some-zeros", "positive", "list", "scalar")
+    if kind in (*accepted, "scalar-int"):
         expect = ACCEPT
     elif kind == "subnormal":
         expect = EITHER
@@ -908,6 +927,19 @@ INVALID_LAYERS = st.one_of(
             lambda bad: (*good, bad)
         )
     ),
+    # One-shot and unordered iterables: a check that read them would use
+    # them up (or take them in any order) before fit built the network.
+    st.builds(lambda: (size for size in (8, 2, 8))),
+    st.builds(lambda: iter([8, 2])),
+    st.builds(lambda: map(int, [8, 2])),
+    st.builds(lambda: {8, 2}),
+    st.builds(lambda: {8: 1, 2: 1}),
+)
+INVALID_SHAPES = st.one_of(
+    st.sampled_from([(0, 4), (4,), (4, 4, 1), (-1, -1), (2.0, 2), "44", 4, True]),
+    st.sampled_from([(4, None), ((4,), 4), (-2, 4), np.array([[2, 2]])]),
+    st.builds(lambda: (side for side in (2, 3))),
+    st.builds(lambda: iter([2, 3])),
 )
 INVALID_ACTIVATION = st.one_of(
     st.text(max_size=8).filter(lambda s: s not in ACTIVATIONS),
@@ -945,6 +977,8 @@ COMMON_INVALID = {
     "warm_start": INVALID_BOOL,
     "device": INVALID_DEVICE,
 }
+COMMON_INVALID["conv_channels"] = INVALID_LAYERS
+COMMON_INVALID["image_shape"] = INVALID_SHAPES
 INVALID_PARAMS = [
     *[(make_dae, name, s) for name, s in COMMON_INVALID.items()],
     (make_dae, "noise", INVALID_NOISE),
@@ -1369,6 +1403,454 @@ def test_the_malicious_payload_is_live_under_full_unpickling():
     torch.load(io.BytesIO(buffer.getvalue()), weights_only=False)
     assert PAYLOAD_CALLS == ["pwned"]
     PAYLOAD_CALLS.clear()
+
+
+# -- a fitted model is never lost ---------------------------------------------
+#
+# Parameters set after fit are checked where inference reads them, and no
+# call that fails (or diverges) changes the fitted state; sizes are refused
+# before anything is allocated, and so is a tampered persisted state.
+
+COUNTED_TESTS |= {
+    "test_parameters_set_after_fit_are_checked_where_used",
+    "test_a_diverging_continuation_keeps_the_previous_model",
+    "test_network_sizes_are_checked_against_memory_before_allocating",
+    "test_tampered_network_arguments_are_refused_before_allocating",
+    "test_classifier_survives_hostile_classes",
+}
+
+# Devices that pass the parameter check but may be absent from this machine.
+UNUSABLE_DEVICES = st.sampled_from(
+    ["cuda", "cuda:7", "cuda:" + "9" * 20, "mps", torch.device("cuda", 3)]
+)
+NOISE_CLASSES = {
+    "gaussian": GaussianPixelNoise,
+    "salt-and-pepper": SaltAndPepperNoise,
+    "masking": MaskingNoise,
+}
+# (family, parameter, the methods that read it after fit)
+READ_AFTER_FIT = [
+    ("dae", "device", ("transform", "encode", "decode", "score")),
+    ("dae", "noise", ("score",)),
+    ("dae", "random_state", ("score",)),
+    ("clf", "device", ("predict", "predict_proba", "transform", "score")),
+    *[
+        (family, name, ("transform",))
+        for make, name, _ in INVALID_PARAMS
+        for family, cls in NOISE_CLASSES.items()
+        if make is cls
+    ],
+]
+
+
+def _invalid_after_fit(family, name):
+    make = {"dae": make_dae, "clf": make_clf, **NOISE_CLASSES}[family]
+    return next(s for m, n, s in INVALID_PARAMS if m is make and n == name)
+
+
+def _inference(estimator, method, X, y):
+    if method == "decode":
+        return estimator.decode(estimator.encode(X))
+    if method == "score" and isinstance(estimator, BottleneckClassifier):
+        return estimator.score(X, y)
+    return getattr(estimator, method)(X)
+
+
+def _fitted_state(estimator):
+    """Every attribute, with tensors (weights, Adam's moments) cloned."""
+    state = {}
+    for name, value in vars(estimator).items():
+        if isinstance(value, torch.nn.Module):
+            value = _weights(value)
+        elif name == "_optimizer_state":
+            value = copy.deepcopy(value)
+        state[name] = value
+    return state
+
+
+def _assert_same_state(estimator, before, objects):
+    """The same fitted attributes, the same objects, bit-identical tensors
+    (parameters, which the test itself changed, aside)."""
+    params = estimator.get_params(deep=False)
+    assert vars(estimator).keys() == before.keys()
+    assert all(vars(estimator)[k] is objects[k] for k in objects if k not in params)
+    after = _fitted_state(estimator)
+    for name, value in before.items():
+        if isinstance(value, dict) and name in ("module_", "_optimizer_state"):
+            assert _tensors_equal(after[name], value), name
+
+
+def _tensors_equal(a, b):
+    if torch.is_tensor(a):
+        return torch.is_tensor(b) and a.shape == b.shape and torch.equal(a, b)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_tensors_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(map(_tensors_equal, a, b))
+    return a == b
+
+
+@fuzz(max_examples=250)
+@given(data=st.data(), which=st.integers(0, len(READ_AFTER_FIT) - 1))
+def test_parameters_set_after_fit_are_checked_where_used(data, which):
+    """set_params after fit: inference refuses a bad value, names it, and
+    changes nothing; set back, the estimator answers as before, bit for bit.
+    """
+    tried("test_parameters_set_after_fit_are_checked_where_used")
+    family, name, methods = READ_AFTER_FIT[which]
+    method = data.draw(st.sampled_from(methods), label="method")
+    unusable = name == "device" and data.draw(st.booleans(), label="unusable")
+    strategy = UNUSABLE_DEVICES if unusable else _invalid_after_fit(family, name)
+    value = data.draw(strategy, label=name)
+    X, y = clean_data(12, 4)
+    estimator = pickle.loads(pickle.dumps(fitted(family, 4)))
+    reference = _inference(estimator, method, X, y)
+    original = estimator.get_params(deep=False)[name]
+    objects = dict(vars(estimator))
+    before = _fitted_state(estimator)
+
+    estimator.set_params(**{name: value})
+    result, exc = attempt(lambda: _inference(estimator, method, X, y))
+    context = f"{family}.{method} after set_params({name}={value!r})"
+    if unusable and exc is None:  # a device this machine has
+        assert np.all(np.isfinite(result)), context
+    else:
+        assert exc is not None, f"{context} was accepted"
+        assert_clear_error(exc, context)
+        assert isinstance(exc, ValueError), context
+        if not unusable:
+            assert f"'{name}' parameter" in str(exc), str(exc)
+            assert repr(value) in str(exc), str(exc)
+    _assert_same_state(estimator, before, objects)
+    estimator.set_params(**{name: original})
+    again = _inference(estimator, method, X, y)
+    np.testing.assert_array_equal(again, reference)
+
+
+def _poison_last_step(kind, last):
+    """A train_step that, on its ``last`` call, leaves the weights (or Adam's
+    moments) non-finite behind a finite loss."""
+    real_step = _training.train_step
+    calls = []
+
+    def step(module, optimizer, *args, **kwargs):
+        loss = real_step(module, optimizer, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == last:
+            with torch.no_grad():
+                if kind == "nan-weights":
+                    next(module.parameters()).view(-1)[0] = math.nan
+                else:
+                    state = next(iter(optimizer.state.values()))
+                    state["exp_avg_sq"].view(-1)[0] = math.inf
+        return loss
+
+    return step
+
+
+@fuzz(max_examples=60)
+@given(
+    family=st.sampled_from(["dae", "clf"]),
+    how=st.sampled_from(["warm_start", "partial_fit", "fit"]),
+    cause=st.sampled_from(["huge-step", "nan-weights", "inf-moments"]),
+    learning_rate=st.sampled_from([1e10, 1e20, 1e30, 1e38]),
+    n=st.integers(4, 10),
+    batch_size=st.integers(2, 6),
+)
+def test_a_diverging_continuation_keeps_the_previous_model(
+    family, how, cause, learning_rate, n, batch_size
+):
+    """A refit, warm refit or partial_fit that ends in non-finite weights
+    raises and leaves the estimator exactly as it was: the same objects,
+    bit-identical weights and optimizer state, loss curve and epoch count.
+    """
+    tried("test_a_diverging_continuation_keeps_the_previous_model")
+    X, y = clean_data(n, 5, seed=n)
+    make = make_dae if family == "dae" else make_clf
+    estimator = make(max_iter=2, batch_size=batch_size, tol=0.0)
+    _fit(estimator, X, y, partial=False)
+    estimator.set_params(warm_start=how == "warm_start")
+    objects = dict(vars(estimator))
+    before = _fitted_state(estimator)
+    reference = estimator.transform(X)
+
+    epochs = 1 if how == "partial_fit" else 2
+    last = epochs * math.ceil(n / min(batch_size, n))
+    with pytest.MonkeyPatch.context() as mp:
+        if cause == "huge-step":
+            estimator.set_params(learning_rate_init=learning_rate)
+        else:
+            mp.setattr(_training, "train_step", _poison_last_step(cause, last))
+        _, exc = attempt(lambda: _fit(estimator, X, y, how == "partial_fit"))
+    if exc is None:
+        # Only a huge step may happen to stay finite; the model must then work.
+        assert cause == "huge-step"
+        _assert_usable(estimator, X)
+        return
+    # A step too large for float32 is refused up front; any other
+    # divergence is found after training.
+    expected = ValueError if cause == "huge-step" else _training.NonFiniteLossError
+    assert isinstance(exc, expected), repr(exc)
+    assert "learning_rate_init" in str(exc)
+    _assert_same_state(estimator, before, objects)
+    np.testing.assert_array_equal(estimator.transform(X), reference)
+
+
+@st.composite
+def network_sizes(draw):
+    """Network parameters from tiny to absurd, with the architecture."""
+    small = st.lists(st.integers(1, 300), min_size=1, max_size=3).map(tuple)
+    absurd = st.sampled_from([10**6, 10**9, 10**12, 10**20, 10**40, 2**63, 2**64])
+    sizes = draw(st.one_of(small, small, absurd.map(lambda s: (s, 2))))
+    params = {"hidden_layer_sizes": sizes, "architecture": "dense"}
+    if draw(st.booleans()):
+        channels = draw(st.one_of(small, absurd.map(lambda s: (s,))))
+        params.update(architecture="conv", conv_channels=channels)
+    return params
+
+
+def _expected_count(family, params, n_features, side):
+    args = {
+        "n_features": n_features,
+        "hidden_layer_sizes": params["hidden_layer_sizes"],
+        "architecture": params["architecture"],
+        "image_shape": (side, side),
+        "conv_channels": params.get("conv_channels", ()),
+    }
+    if family == "dae":
+        return autoencoder_parameter_count(**args)
+    return bottleneck_parameter_count(n_outputs=2, **args)
+
+
+@fuzz(max_examples=80)
+@given(
+    family=st.sampled_from(["dae", "clf"]),
+    params=network_sizes(),
+    limit=st.integers(2**10, 2**26),
+)
+def test_network_sizes_are_checked_against_memory_before_allocating(
+    family, params, limit
+):
+    """With the device's free memory set to ``limit`` bytes: a network whose
+    training copies exceed it is refused with its size and the limit before
+    anything is built; one within it is built, with that many parameters."""
+    tried("test_network_sizes_are_checked_against_memory_before_allocating")
+    X, y = clean_data(8, 16)
+    count = _expected_count(family, params, 16, 4)
+    needed = count * TRAINING_COPIES * 4
+    estimator = (make_dae if family == "dae" else make_clf)(**params)
+    built = []
+    real_module = NeuralEstimatorBase._module
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_resources, "available_memory", lambda device: limit)
+        mp.setattr(
+            NeuralEstimatorBase,
+            "_module",
+            lambda self, *a: built.append(1) or real_module(self, *a),
+        )
+        _, exc = attempt(lambda: _fit(estimator, X, y, partial=False))
+    if needed > limit:
+        assert exc is not None, f"{params}: {needed} bytes > {limit} accepted"
+        assert_clear_error(exc, repr(params))
+        message = str(exc)
+        assert f"{count:,} parameters" in message, message
+        assert _resources.format_bytes(limit) in message, message
+        assert built == [], "the network was built before the check"
+        assert fitted_attributes(estimator) == []
+        return
+    assert exc is None, repr(exc)
+    assert sum(p.numel() for p in estimator.module_.parameters()) == count
+
+
+@st.composite
+def tampered_states(draw, state):
+    """``state`` (an estimator's __getstate__) with its network arguments,
+    or what they must agree with, changed as an attacker might."""
+    state = dict(state)
+    args = dict(state["_network_args"])
+    hostile = st.one_of(
+        st.integers(-3, 10**30),
+        HUGE_INT,
+        st.floats(),
+        st.text(max_size=6),
+        st.none(),
+        BOOLS,
+        st.lists(st.integers(-2, 10**21), max_size=3).map(tuple),
+        st.lists(st.integers(1, 40), min_size=1, max_size=3),
+        st.sampled_from(
+            [(10**6, 10**6), (10**20,), (2**63,), "relu", "tanh", "conv", (2, 2)]
+        ),
+        st.sampled_from([np.int64(4), [np.int64(8), 2], {"a": 1}, b"x", (8, 2.0)]),
+    )
+    kind = draw(st.sampled_from(["replace", "replace", "drop", "add", "whole"]))
+    if kind == "replace":
+        args[draw(st.sampled_from(sorted(args)))] = draw(hostile)
+    elif kind == "drop":
+        del args[draw(st.sampled_from(sorted(args)))]
+    elif kind == "add":
+        args[draw(st.sampled_from(["bogus", "n_outputs", "__class__"]))] = draw(hostile)
+    else:
+        target = draw(st.sampled_from(["_network_args", "n_features_in_", "classes_"]))
+        state[target] = draw(hostile)
+        return state
+    state["_network_args"] = args
+    return state
+
+
+@fuzz(max_examples=150)
+@given(
+    data=st.data(),
+    family=st.sampled_from(["dae", "clf"]),
+    route=st.sampled_from(["pickle", "setstate"]),
+)
+def test_tampered_network_arguments_are_refused_before_allocating(data, family, route):
+    """A persisted state whose network arguments were changed loads only if
+    they describe a network that fit could have built and that fits in
+    memory; nothing larger than the limit is ever allocated, and every
+    refusal is a clear error of the package's own."""
+    tried("test_tampered_network_arguments_are_refused_before_allocating")
+    estimator = _fitted_for_pickling(family)
+    tampered = data.draw(tampered_states(estimator.__getstate__()), label="state")
+    limit = 2**26
+    allocated = []
+    real_to_empty = torch.nn.Module.to_empty
+
+    def to_empty(module, *args, **kwargs):
+        allocated.append(sum(p.numel() for p in module.parameters()) * 4)
+        return real_to_empty(module, *args, **kwargs)
+
+    if route == "pickle":
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(type(estimator), "__getstate__", lambda self: tampered)
+            blob = pickle.dumps(estimator)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_resources, "available_memory", lambda device: limit)
+        mp.setattr(torch.nn.Module, "to_empty", to_empty)
+        if route == "pickle":
+            loaded, exc = attempt(lambda: pickle.loads(blob))
+        else:
+            loaded = type(estimator).__new__(type(estimator))
+            _, exc = attempt(lambda: loaded.__setstate__(tampered))
+    assert all(size <= limit for size in allocated), allocated
+    X, _ = clean_data(10, 4)
+    if exc is None:
+        # A change that fit could have made (a list for a tuple, a numpy
+        # int, another activation): the model loads and answers.
+        out = loaded.transform(X)
+        assert np.isfinite(out).all()
+        return
+    assert isinstance(exc, (pickle.UnpicklingError, ValueError)), repr(exc)
+    message = str(exc)
+    assert "tampered" in message or "parameters" in message, message
+    frames = traceback.extract_tb(exc.__traceback__)
+    assert not str(Path(frames[-1].filename).resolve()).startswith(TORCH_DIR)
+
+
+@st.composite
+def hostile_classes(draw, y):
+    """``classes`` for partial_fit beside labels ``y``, with the verdict."""
+    labels = np.unique(y)
+    kind = draw(
+        st.sampled_from(
+            [
+                "exact",
+                "superset",
+                "duplicates",
+                "list",
+                "empty",
+                "single",
+                "nan",
+                "inf",
+                "none",
+                "2-d",
+                "scalar",
+                "missing-a-label",
+                "mixed-types",
+            ]
+        )
+    )
+    classes = {
+        "exact": labels,
+        "superset": np.append(labels, labels.max() + 5),
+        "duplicates": np.concatenate([labels, labels]),
+        "list": labels.tolist(),
+        "empty": [],
+        "single": labels[:1],
+        "nan": np.append(labels.astype(float), np.nan),
+        "inf": np.append(labels.astype(float), np.inf),
+        "none": [*labels.tolist(), None],
+        "2-d": labels[None, :],
+        "scalar": labels[0],
+        "missing-a-label": labels[1:],
+        "mixed-types": [*labels.tolist(), "a", None],
+    }[kind]
+    accepted = {"exact", "superset", "duplicates", "list"}
+    return kind, classes, ACCEPT if kind in accepted else REJECT
+
+
+@fuzz(max_examples=120)
+@given(data=st.data(), n=st.integers(4, 12), n_classes=st.integers(2, 4))
+def test_classifier_survives_hostile_classes(data, n, n_classes):
+    """partial_fit's ``classes``: a clear error, or a fit that predicts
+    labels among the given classes only."""
+    tried("test_classifier_survives_hostile_classes")
+    X, _ = clean_data(n, 4)
+    y = np.arange(n) % n_classes
+    kind, classes, expect = data.draw(hostile_classes(y), label="classes")
+    before = snapshot(classes)
+    clf = make_clf()
+    _, exc = attempt(lambda: clf.partial_fit(X, y, classes=classes))
+    assert_unchanged(classes, before)
+    if exc is not None:
+        assert expect == REJECT, f"classes {kind} {classes!r} rejected: {exc!r}"
+        assert_clear_error(exc, f"classes {kind}")
+        assert "classes" in str(exc), str(exc)
+        assert fitted_attributes(clf) == []
+        return
+    assert expect == ACCEPT, f"classes {kind} {classes!r} accepted"
+    assert set(clf.classes_.tolist()) == set(np.ravel(classes).tolist())
+    assert set(clf.predict(X).tolist()) <= set(clf.classes_.tolist())
+
+
+@pytest.mark.parametrize(
+    ("family", "params"),
+    [
+        ("dae", {"hidden_layer_sizes": (10**6, 10**6)}),
+        ("clf", {"hidden_layer_sizes": (10**20,)}),
+        ("dae", {"architecture": "conv", "conv_channels": (10**7,)}),
+        ("clf", {"architecture": "conv", "conv_channels": (16, 2**64)}),
+    ],
+)
+def test_impossible_sizes_are_refused_with_the_size_and_the_limit(family, params):
+    """The sizes from the report, against this machine's real memory."""
+    X, y = clean_data(8, 16)
+    estimator = (make_dae if family == "dae" else make_clf)(**params)
+    with pytest.raises(ValueError) as info:
+        _fit(estimator, X, y, partial=False)
+    assert_clear_error(info.value)
+    message = str(info.value)
+    assert re.search(r"[\d,]+ parameters, which need [\d.e+]+ [KMGTPE]iB", message)
+    assert re.search(r"more than (the [\d.]+ [KMGTPE]?i?B|the largest)", message)
+    assert "Overflow" not in message and "overflow" not in message
+    assert fitted_attributes(estimator) == []
+
+
+@pytest.mark.parametrize("name", ["hidden_layer_sizes", "conv_channels", "image_shape"])
+def test_a_generator_parameter_is_refused_without_being_used_up(name):
+    values = {
+        "hidden_layer_sizes": (8, 2, 8),
+        "conv_channels": (4,),
+        "image_shape": (4, 4),
+    }
+    generator = (v for v in values[name])
+    estimator = make_dae(architecture="conv", **{name: generator})
+    with pytest.raises(ValueError, match="tuple or a list") as info:
+        estimator.fit(clean_data(6, 16)[0])
+    assert f"'{name}' parameter" in str(info.value)
+    # The check did not consume it: the user's generator is intact.
+    assert list(generator) == list(values[name])
+    # The same values as a list or tuple fit.
+    estimator.set_params(**{name: list(values[name])}).fit(clean_data(6, 16)[0])
 
 
 # -- load_idx -----------------------------------------------------------------

@@ -213,6 +213,91 @@ def test_overlapping_worker_threads_restore_the_default(two_torch_threads):
     assert torch.get_num_threads() == two_torch_threads
 
 
+def test_a_thread_that_starts_torch_during_a_worker_fit_keeps_the_default(
+    small_digits, monkeypatch, two_torch_threads
+):
+    # The caller of a threaded fit uses torch while the worker trains (here
+    # a thread of its own, whose first parallel torch call falls inside the
+    # worker's epoch). It must get the process default, during and after,
+    # not the worker's single thread.
+    X, _ = small_digits
+    training, caller_looked, worker_done = (threading.Event() for _ in range(3))
+    original = _training.run_epoch
+
+    def run_epoch(*args, **kwargs):
+        training.set()
+        caller_looked.wait(30)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(_training, "run_epoch", run_epoch)
+    seen = {}
+
+    def caller():
+        training.wait(30)
+        seen["during"] = torch.get_num_threads()
+        torch.ones(64, 64) @ torch.ones(64, 64)
+        caller_looked.set()
+        worker_done.wait(30)
+        seen["after"] = torch.get_num_threads()
+
+    def worker():
+        try:
+            make_dae(max_iter=1).fit(X)
+            seen["worker"] = torch.get_num_threads()
+        finally:
+            caller_looked.set()
+            worker_done.set()
+
+    threads = [threading.Thread(target=caller), threading.Thread(target=worker)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen == {
+        "during": two_torch_threads,
+        "after": two_torch_threads,
+        "worker": two_torch_threads,
+    }
+    assert torch.get_num_threads() == two_torch_threads
+
+
+def test_each_worker_gets_back_its_own_thread_count(two_torch_threads):
+    # Two workers with counts of their own (3 and 2) overlap in the budget;
+    # each runs with one thread inside and gets back exactly its own count,
+    # whichever leaves first.
+    a_inside, b_inside, a_done = (threading.Event() for _ in range(3))
+    seen = {}
+
+    def a():
+        torch.set_num_threads(3)
+        with thread_budget():
+            seen["a inside"] = torch.get_num_threads()
+            a_inside.set()
+            b_inside.wait(30)
+        seen["a after"] = torch.get_num_threads()
+        a_done.set()
+
+    def b():
+        a_inside.wait(30)
+        torch.set_num_threads(2)
+        with thread_budget():
+            seen["b inside"] = torch.get_num_threads()
+            b_inside.set()
+            a_done.wait(30)
+        seen["b after"] = torch.get_num_threads()
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        torch.set_num_threads(two_torch_threads)  # the process-wide default
+    assert seen == {"a inside": 1, "b inside": 1, "a after": 3, "b after": 2}
+    assert torch.get_num_threads() == two_torch_threads
+
+
 # -- Dask ----------------------------------------------------------------------
 
 

@@ -1,10 +1,17 @@
-"""The shared estimator base: parameter checks, random state, devices."""
+"""The shared estimator base: random state, devices, the call of the loop.
+
+The parameter checks live in :mod:`denoisenet._validation`; their names are
+re-exported here.
+"""
 
 import contextlib
 import copy
+import inspect
 import io
 import math
 import numbers
+import pickle
+import reprlib
 import threading
 import warnings
 
@@ -15,12 +22,19 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from denoisenet import _training
-from denoisenet._networks import bottleneck_index, init_parameters
+from denoisenet._networks import ACTIVATIONS, bottleneck_index, init_parameters
+from denoisenet._resources import (
+    INFERENCE_COPIES,
+    TRAINING_COPIES,
+    check_network_fits,
+)
 from denoisenet._validation import (
     BOOL,
     COMMON_DOMAINS,
     RANDOM_STATE,
     Domain,
+    _is_int,
+    _is_layer_sizes,
     check_params,
     interval,
     one_of,
@@ -183,10 +197,27 @@ def exact_kernels(device):
         yield
 
 
-_budget_lock = threading.Lock()
 _budget_local = threading.local()
-_budget_holders = 0  # worker threads inside thread_budget() now
-_budget_saved = 1  # torch's thread count when the first of them entered
+_budget_lock = threading.Lock()
+_budget_openmp = []  # [controller or None], found on first use
+
+
+def _openmp_controller():
+    """threadpoolctl's controller of the OpenMP runtimes, or None.
+
+    It sets a count for the calling thread only (``omp_set_num_threads``),
+    unlike ``torch.set_num_threads``. None when torch's intra-op threads are
+    not OpenMP's.
+    """
+    with _budget_lock:
+        if not _budget_openmp:
+            controller = None
+            if "parallel backend: OpenMP" in torch.__config__.parallel_info():
+                from threadpoolctl import ThreadpoolController
+
+                controller = ThreadpoolController().select(user_api="openmp")
+            _budget_openmp.append(controller)
+        return _budget_openmp[0]
 
 
 @contextlib.contextmanager
@@ -200,31 +231,31 @@ def thread_budget():
     process workers already get ``OMP_NUM_THREADS=1`` worth of threads; this
     gives threads the same budget. The main thread is left alone.
 
-    ``torch.set_num_threads`` also sets the process-wide count that every
-    thread takes on at its first parallel call (the main thread too, if it
-    has not run torch yet). Overlapping workers that each restored what they
-    saw on entry could leave that count at one (a worker that entered while
-    another held the budget saw one), so the first worker in saves it and
-    the last one out restores it.
+    ``torch.set_num_threads`` is not used: it also sets the process-wide
+    count that every thread takes on at its first parallel call, so a thread
+    that started using torch while a worker held the budget (the caller of
+    a threaded grid search, say) would keep one thread for good. The limit
+    is set on this thread's OpenMP runtimes alone, and each thread gets
+    back exactly the count it had. Where torch runs no OpenMP, the budget
+    changes nothing.
     """
-    global _budget_holders, _budget_saved
     in_main = threading.current_thread() is threading.main_thread()
     if in_main or getattr(_budget_local, "inside", False):
         yield
         return
-    with _budget_lock:
-        if _budget_holders == 0:
-            _budget_saved = torch.get_num_threads()
-        _budget_holders += 1
-        torch.set_num_threads(1)
+    # A thread takes on the process-wide count at its first parallel torch
+    # call; that call comes now, so that it cannot undo the limit below.
+    torch.get_num_threads()
+    controller = _openmp_controller()
+    limit = (
+        contextlib.nullcontext() if controller is None else controller.limit(limits=1)
+    )
     _budget_local.inside = True
     try:
-        yield
+        with limit:
+            yield
     finally:
         _budget_local.inside = False
-        with _budget_lock:
-            _budget_holders -= 1
-            torch.set_num_threads(_budget_saved)
 
 
 def _without_unweighted_rows(data):
@@ -281,6 +312,7 @@ class NeuralEstimatorBase(BaseEstimator):
     """
 
     _network = None
+    _parameter_count = None  # counts _network's parameters without building it
     _extra_domains: dict = {}
     _inference_batch_size = 512
     _auto_batch_size = 256
@@ -289,6 +321,15 @@ class NeuralEstimatorBase(BaseEstimator):
 
     def _check_params(self):
         check_params(self, {**COMMON_DOMAINS, **self._extra_domains})
+
+    def _check_inference_params(self, names=("device",)):
+        """Check the parameters that inference reads, as fit checks all.
+
+        ``set_params`` after fit can change them; inference must refuse a
+        bad value as clearly as fit would, not pass it on to torch.
+        """
+        domains = {**COMMON_DOMAINS, **self._extra_domains}
+        check_params(self, {name: domains[name] for name in names})
 
     def _batch_size(self, n_samples):
         if self.batch_size == "auto":
@@ -349,6 +390,7 @@ class NeuralEstimatorBase(BaseEstimator):
         if not reuse:
             self.data_min_, self.data_range_ = self._learn_range(X)
             self._network_args = self._network_kwargs()
+            self._check_network_fits(self._network_args, device, TRAINING_COPIES)
         else:
             self._check_same_network()
         salt = self.n_iter_ if reuse else 0
@@ -407,8 +449,84 @@ class NeuralEstimatorBase(BaseEstimator):
                 generators,
                 device,
             )
+        self._check_trained(module, optimizer, data, device, history)
         self._commit(module.eval(), optimizer, history)
         return self
+
+    def _check_network_fits(self, network_args, device, copies, pickled=False):
+        """Raise ValueError before allocating a network that cannot fit."""
+        args = {**_NETWORK_DEFAULTS, **network_args}
+        if pickled:
+            check_network_fits(
+                self._count_parameters(network_args),
+                device,
+                copies=copies,
+                subject=f"The saved {type(self).__name__}'s network",
+                advice=(
+                    "The file may be damaged or tampered with; it cannot be "
+                    "loaded on this machine."
+                ),
+            )
+            return
+        shown = f"hidden_layer_sizes={args['hidden_layer_sizes']!r}"
+        advice = "Use smaller hidden_layer_sizes"
+        if args["architecture"] == "conv":
+            shown += f", conv_channels={args['conv_channels']!r}"
+            shown += f", image_shape={args['image_shape']!r}"
+            advice += " or conv_channels"
+        check_network_fits(
+            self._count_parameters(network_args),
+            device,
+            copies=copies,
+            subject=(
+                f"The network of {type(self).__name__}({shown}) on "
+                f"{args['n_features']} features"
+            ),
+            advice=f"{advice}, or a device with more free memory.",
+        )
+
+    def _count_parameters(self, network_args):
+        if self._parameter_count is not None:
+            return self._parameter_count(**network_args)
+        # A network without a counting function is counted on the meta
+        # device, which allocates nothing (but overflows beyond int64).
+        try:
+            with torch.device("meta"):
+                module = self._network(**network_args)
+        except (RuntimeError, TypeError, OverflowError) as exc:
+            raise ValueError(
+                f"{type(self).__name__} cannot build a network of this size: "
+                f"{network_args!r}."
+            ) from exc
+        return sum(p.numel() for p in module.parameters())
+
+    def _check_trained(self, module, optimizer, data, device, history):
+        """Raise NonFiniteLossError when training left an unusable network.
+
+        The loss of a step is taken before the step, so the last steps of a
+        call can leave non-finite weights (or weights so large that the
+        output overflows) behind a finite loss curve. Committing them would
+        replace a good model (``warm_start``, ``partial_fit``) with one that
+        answers NaN; raising lets ``_fit`` keep the previous one.
+        """
+        tensors = list(module.parameters())
+        for state in optimizer.state.values():
+            tensors += [v for v in state.values() if torch.is_tensor(v)]
+        finite = all(bool(torch.isfinite(t).all()) for t in tensors)
+        if finite:
+            # The output on a batch of training rows: what predict would see.
+            rows = data.indices[: self._inference_batch_size].to(data.X.device)
+            module.eval()
+            with torch.inference_mode(), exact_kernels(device):
+                output = module(data.X[rows].to(device))
+            finite = bool(torch.isfinite(output).all())
+        if not finite:
+            raise _training.NonFiniteLossError(
+                f"Training diverged: after epoch {history.n_iter} the network's "
+                "weights (or its output on the training data) are not finite. The "
+                "estimator is left as it was before this call. Try a smaller "
+                "learning_rate_init, or check the data for extreme values."
+            )
 
     def _architecture_kwargs(self):
         """The network arguments that ``architecture`` decides."""
@@ -495,16 +613,48 @@ class NeuralEstimatorBase(BaseEstimator):
         if not early_stopping:
             return _without_unweighted_rows(data)
         stratify = targets.cpu().numpy() if self._stratify else None
-        train_rows, val_rows = train_test_split(
-            np.arange(n),
-            test_size=self.validation_fraction,
-            random_state=seed % 2**32,
-            stratify=stratify,
-        )
+        train_rows, val_rows = self._validation_split(n, stratify, seed)
         data.indices = torch.from_numpy(train_rows)
         data.X_val = X_t[val_rows]
         data.targets_val = None if targets is None else targets[val_rows]
         return _without_unweighted_rows(data)
+
+    def _validation_split(self, n, stratify, seed):
+        """Training and validation rows for early stopping.
+
+        A split that cannot be made is explained here, in terms of the
+        estimator's parameters, before train_test_split would explain it in
+        its own (``test_size``, ``train_size``).
+        """
+        fraction = self.validation_fraction
+        # train_test_split's rounding of a float test_size.
+        n_val = math.ceil(fraction * n)
+        n_train = n - n_val
+        held_out = (
+            f"early_stopping=True holds out {n_val} of the {n} samples for "
+            f"validation (validation_fraction={fraction!r})"
+        )
+        if n_train < 1:
+            raise ValueError(
+                f"{held_out}, which leaves none to train on. Use a smaller "
+                "validation_fraction, more samples, or early_stopping=False."
+            )
+        if stratify is not None:
+            classes = getattr(self, "classes_", None)
+            _check_stratifiable(held_out, stratify, classes, (n_train, n_val))
+        try:
+            return train_test_split(
+                np.arange(n),
+                test_size=fraction,
+                random_state=seed % 2**32,
+                stratify=stratify,
+            )
+        except ValueError as exc:
+            raise ValueError(
+                f"{held_out}, but the samples cannot be split that way. Change "
+                "validation_fraction, pass more samples, or set "
+                "early_stopping=False."
+            ) from exc
 
     def _module(self, reuse, seed, device):
         if reuse:
@@ -548,6 +698,7 @@ class NeuralEstimatorBase(BaseEstimator):
         self.best_validation_score_ = history.best_validation_score
         self._no_improvement_count = history.no_improvement_count
         self.n_iter_ = history.n_iter
+        self.interrupted_ = history.interrupted
 
     # -- inference --------------------------------------------------------
 
@@ -561,7 +712,20 @@ class NeuralEstimatorBase(BaseEstimator):
         return sizes[bottleneck_index(sizes)]
 
     def _module_on_device(self):
-        return self.module_.to(resolve_device(self.device)).eval()
+        """The fitted network on the device that ``device`` names now.
+
+        Never ``self.module_.to(device)``, which moves the stored weights in
+        place: a device that cannot hold them (``'meta'``) would lose them
+        for good, and one predict would change the next. A network that
+        lives elsewhere is copied to the device for this call.
+        """
+        self._check_inference_params()
+        device = resolve_device(self.device)
+        module = self.module_
+        if _same_device(next(module.parameters()).device, device):
+            return module.eval()
+        self._check_network_fits(self._network_args, device, INFERENCE_COPIES)
+        return _build(self._network, self._network_args, device, module.state_dict())
 
     def _infer(self, X, forward, n_outputs, *, dtype=np.float32, scale=True):
         """Run ``forward(module, batch)`` over ``X`` in bounded memory.
@@ -616,15 +780,170 @@ class NeuralEstimatorBase(BaseEstimator):
         return state
 
     def __setstate__(self, state):
+        name = type(self).__name__
+        if not isinstance(state, dict):
+            raise _damaged(name, f"its state is a {type(state).__name__}, not a dict")
         if isinstance(state.get("module_"), bytes):
             state = dict(state)
-            with torch.device("meta"):
-                module = self._network(**state["_network_args"])
-            module = module.to_empty(device="cpu")
-            module.load_state_dict(_state_from_bytes(state["module_"]))
-            state["module_"] = module.eval()
-            state["_optimizer_state"] = _state_from_bytes(state["_optimizer_state"])
+            # Every network argument is checked, and the size of the network
+            # they describe, before anything is allocated: a tampered file
+            # could otherwise ask for terabytes.
+            args = self._checked_network_args(state)
+            cpu = torch.device("cpu")
+            self._check_network_fits(args, cpu, INFERENCE_COPIES, pickled=True)
+            weights = self._state_from_bytes(state, "module_")
+            try:
+                state["module_"] = _build(self._network, args, cpu, weights)
+            except (RuntimeError, TypeError, ValueError, KeyError) as exc:
+                raise _damaged(
+                    name, "its weights do not fit its network arguments"
+                ) from exc
+            state["_optimizer_state"] = self._state_from_bytes(
+                state, "_optimizer_state"
+            )
         super().__setstate__(state)
+
+    def _state_from_bytes(self, state, key):
+        data = state.get(key)
+        if not isinstance(data, bytes):
+            raise _damaged(type(self).__name__, f"its {key} is not saved weights")
+        try:
+            return _state_from_bytes(data)
+        except pickle.UnpicklingError:  # torch's refusal of code in the bytes
+            raise
+        except Exception as exc:
+            raise _damaged(type(self).__name__, f"its {key} cannot be read") from exc
+
+    def _checked_network_args(self, state):
+        """The pickled network arguments, refused unless fit could make them."""
+        name = type(self).__name__
+        args = state.get("_network_args")
+        if not isinstance(args, dict):
+            raise _damaged(name, f"its network arguments are {reprlib.repr(args)}")
+        accepted = inspect.signature(self._network).parameters
+        for key, value in args.items():
+            check = _NETWORK_ARG_CHECKS.get(key, lambda _: True)
+            if not (isinstance(key, str) and key in accepted and check(value)):
+                raise _damaged(
+                    name,
+                    f"its network argument {reprlib.repr(key)}="
+                    f"{reprlib.repr(value)} is not one that fit stores",
+                )
+        missing = [
+            key
+            for key, parameter in accepted.items()
+            if parameter.default is inspect.Parameter.empty and key not in args
+        ]
+        if missing:
+            raise _damaged(name, f"its network arguments lack {', '.join(missing)}")
+        for problem in _inconsistencies(args, state):
+            raise _damaged(name, problem)
+        return args
+
+
+def _damaged(name, what):
+    return pickle.UnpicklingError(
+        f"The saved {name} is damaged or was tampered with: {what}. Fit the "
+        "estimator again, or load a file that you trust."
+    )
+
+
+def _is_positive_int(value):
+    return _is_int(value) and value > 0
+
+
+def _is_size_list(value, allow_empty=False):
+    return isinstance(value, (tuple, list)) and (
+        (allow_empty and not value) or _is_layer_sizes(value)
+    )
+
+
+_NETWORK_ARG_CHECKS = {
+    "n_features": _is_positive_int,
+    "n_outputs": lambda v: _is_int(v) and v >= 2,
+    "hidden_layer_sizes": _is_size_list,
+    "activation": lambda v: isinstance(v, str) and v in ACTIVATIONS,
+    "architecture": one_of("dense", "conv").accepts,
+    "image_shape": lambda v: v is None or (_is_size_list(v) and len(v) == 2),
+    "conv_channels": lambda v: _is_size_list(v, allow_empty=True),
+    "batch_norm": lambda v: isinstance(v, bool),
+}
+
+
+def _inconsistencies(args, state):
+    """Ways in which checked network arguments contradict each other or ``state``."""
+    args = {**_NETWORK_DEFAULTS, **args}
+    if args["architecture"] == "conv":
+        shape = args["image_shape"]
+        if shape is None or not args["conv_channels"]:
+            yield "its convolutional network has no image_shape or conv_channels"
+        elif shape[0] * shape[1] != args["n_features"]:
+            yield f"its image_shape {shape!r} does not hold {args['n_features']} pixels"
+    n_features = state.get("n_features_in_")
+    if not (_is_int(n_features) and n_features == args["n_features"]):
+        yield (
+            f"its network takes {args['n_features']} features, but n_features_in_ "
+            f"is {reprlib.repr(n_features)}"
+        )
+    if "n_outputs" in args:
+        classes = state.get("classes_")
+        if not (isinstance(classes, np.ndarray) and len(classes) == args["n_outputs"]):
+            yield (
+                f"its network has {args['n_outputs']} outputs, but classes_ is "
+                f"{reprlib.repr(classes)}"
+            )
+
+
+def _check_stratifiable(held_out, labels, classes, sizes):
+    """Raise ValueError where no stratified split of ``labels`` has ``sizes``.
+
+    ``labels`` are indices into ``classes``; ``sizes`` are the numbers of
+    training and validation rows.
+    """
+    found, counts = np.unique(labels, return_counts=True)
+    if counts.min() < 2:
+        rare = found[counts.argmin()]
+        label = rare if classes is None else classes[rare]
+        shown = repr(label.item() if isinstance(label, np.generic) else label)
+        raise ValueError(
+            "early_stopping=True holds out a share of every class for validation, "
+            f"but class {shown} has only one sample. Pass at least 2 samples of "
+            "every class, or set early_stopping=False."
+        )
+    k, (n_train, n_val) = len(found), sizes
+    if n_val < k:
+        raise ValueError(
+            f"{held_out}, fewer than the {k} classes: a stratified validation set "
+            f"needs a sample of each. Use a validation_fraction of at least "
+            f"{k / (n_train + n_val):.3g}, more samples, or early_stopping=False."
+        )
+    if n_train < k:
+        raise ValueError(
+            f"{held_out}, which leaves {n_train} to train on, fewer than the {k} "
+            "classes. Use a smaller validation_fraction, more samples, or "
+            "early_stopping=False."
+        )
+
+
+def _same_device(a, b):
+    if a.type != b.type:
+        return False
+    if a.type != "cuda":
+        return True
+
+    def index(device):
+        return torch.cuda.current_device() if device.index is None else device.index
+
+    return index(a) == index(b)
+
+
+def _build(network, args, device, state_dict):
+    """``network(**args)`` on ``device``, holding ``state_dict``; allocated once."""
+    with torch.device("meta"):
+        module = network(**args)
+    module = module.to_empty(device=device)
+    module.load_state_dict(state_dict)
+    return module.eval()
 
 
 def _float32_tensor(X):

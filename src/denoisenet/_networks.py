@@ -16,8 +16,10 @@ __all__ = [
     "BottleneckNetwork",
     "DenseAutoencoder",
     "autoencoder_network",
+    "autoencoder_parameter_count",
     "bottleneck_index",
     "bottleneck_network",
+    "bottleneck_parameter_count",
     "conv_output_shapes",
     "init_parameters",
 ]
@@ -265,6 +267,67 @@ def bottleneck_network(
         conv_channels=conv_channels,
         batch_norm=batch_norm,
     )
+
+
+# -- sizes without allocation ----------------------------------------------
+#
+# The estimators refuse a network that cannot fit in memory before building
+# it. Counting on the meta device would not do: torch's C++ overflows on
+# sizes such as 10**20 before it allocates anything. These functions mirror
+# the constructors above in Python integers, which cannot overflow.
+
+
+def _dense_count(sizes):
+    return sum(n_in * n_out + n_out for n_in, n_out in itertools.pairwise(sizes))
+
+
+def _conv_count(conv_channels):
+    """Weights and biases of the 3x3 convolutions from one channel on."""
+    channels = [1, *conv_channels]
+    return sum(9 * a * b + b for a, b in itertools.pairwise(channels))
+
+
+def autoencoder_parameter_count(
+    n_features,
+    hidden_layer_sizes,
+    activation="relu",
+    architecture="dense",
+    image_shape=None,
+    conv_channels=(),
+    **options,
+):
+    """Number of parameters of :func:`autoencoder_network` with these arguments.
+
+    ``options`` that do not change the layers' widths (a normalisation,
+    say) add a few parameters per unit at most and are not counted.
+    """
+    if architecture != "conv":
+        return _dense_count([n_features, *hidden_layer_sizes, n_features])
+    flat = _conv_width(image_shape, conv_channels)
+    dense = _dense_count([flat, *hidden_layer_sizes, flat])
+    # The transposed convolutions mirror the convolutions: the same weights,
+    # but their biases have the input's channel counts.
+    channels = [1, *conv_channels]
+    transposed = sum(9 * a * b + a for a, b in itertools.pairwise(channels))
+    return _conv_count(conv_channels) + dense + transposed
+
+
+def bottleneck_parameter_count(
+    n_features,
+    hidden_layer_sizes,
+    n_outputs,
+    activation="relu",
+    architecture="dense",
+    image_shape=None,
+    conv_channels=(),
+    **options,
+):
+    """Number of parameters of :func:`bottleneck_network` (``options`` as above)."""
+    convolutions = 0
+    if architecture == "conv" and conv_channels:
+        convolutions = _conv_count(conv_channels)
+        n_features = _conv_width(image_shape, conv_channels)
+    return convolutions + _dense_count([n_features, *hidden_layer_sizes, n_outputs])
 
 
 _WEIGHTED = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)

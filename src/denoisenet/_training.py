@@ -88,6 +88,7 @@ class History:
     n_iter: int = 0
     lr_scale: float = 1.0
     annealed: bool = False
+    interrupted: bool = False  # this call was stopped by Ctrl-C
 
     @classmethod
     def start(cls, early_stopping):
@@ -251,8 +252,9 @@ def train(module, optimizer, objective, data, schedule, history, generators, dev
     Stops early, as scikit-learn's MLP does, once the training loss (or,
     with early stopping, the validation score) has not improved by ``tol``
     for ``n_iter_no_change`` epochs; with early stopping the best weights
-    are restored. Ctrl-C keeps the last completed epoch and warns (or, when
-    no epoch was completed, restores the weights and re-raises). A
+    are restored. Ctrl-C keeps the last completed epoch, warns and sets
+    ``history.interrupted`` (or, when no epoch was completed, restores the
+    weights and re-raises). A
     non-finite loss raises :class:`NonFiniteLossError`. Returns ``history``.
     """
     early_stopping = schedule.early_stopping and data.X_val is not None
@@ -275,6 +277,7 @@ def train(module, optimizer, objective, data, schedule, history, generators, dev
                     UserWarning,
                     stacklevel=5,
                 )
+                history.interrupted = True
                 break
             if not math.isfinite(loss):
                 raise NonFiniteLossError(

@@ -16,6 +16,7 @@ instead.``
 import math
 import numbers
 import re
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -34,11 +35,16 @@ __all__ = [
 
 
 class Domain:
-    """A set of admissible values, described in words for error messages."""
+    """A set of admissible values, described in words for error messages.
 
-    def __init__(self, description, accepts):
+    ``sequence`` marks domains of tuples and lists, whose error message
+    explains why a generator is refused.
+    """
+
+    def __init__(self, description, accepts, *, sequence=False):
         self.description = description
         self.accepts = accepts
+        self.sequence = sequence
 
     def __or__(self, other):
         return Domain(
@@ -131,7 +137,28 @@ def check_params(estimator, domains):
             raise ValueError(
                 f"The {name!r} parameter of {type(estimator).__name__} must be "
                 f"{domain.description}. Got {value!r} instead."
+                + (_one_shot_hint(value) if domain.sequence else "")
             )
+
+
+def _is_sequence(value):
+    """A list, tuple, range or array: read as often as needed, in order."""
+    return isinstance(value, (Sequence, np.ndarray)) and not isinstance(
+        value, (str, bytes)
+    )
+
+
+def _one_shot_hint(value):
+    # A generator passes any check that reads it only once and is empty
+    # when fit reads it again: such values are refused, and said so.
+    if _is_sequence(value) or isinstance(value, (str, bytes, Mapping)):
+        return ""
+    if isinstance(value, Iterable):
+        return (
+            " A generator, set or other iterable that is not a sequence is not "
+            "accepted (checking it could use it up); pass a tuple or a list."
+        )
+    return ""
 
 
 def _is_device(value):
@@ -145,9 +172,11 @@ def _is_device(value):
 def _is_layer_sizes(value):
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return value > 0
+    if not _is_sequence(value):
+        return False
     try:
         sizes = list(value)
-    except TypeError:
+    except TypeError:  # a 0-d array
         return False
     return len(sizes) > 0 and all(
         isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0
@@ -158,9 +187,11 @@ def _is_layer_sizes(value):
 def _is_image_shape(value):
     if value is None:
         return True
+    if not _is_sequence(value):
+        return False
     try:
         sides = list(value)
-    except TypeError:
+    except TypeError:  # a 0-d array
         return False
     return (
         len(sides) == 2
@@ -171,15 +202,20 @@ def _is_image_shape(value):
 
 COMMON_DOMAINS = {
     "hidden_layer_sizes": Domain(
-        "a positive int or a non-empty sequence of positive ints", _is_layer_sizes
+        "a positive int or a non-empty sequence of positive ints",
+        _is_layer_sizes,
+        sequence=True,
     ),
     "architecture": one_of("dense", "conv"),
     "image_shape": Domain(
         "None or a (height, width) pair of positive ints, one of which may be -1",
         _is_image_shape,
+        sequence=True,
     ),
     "conv_channels": Domain(
-        "a positive int or a non-empty sequence of positive ints", _is_layer_sizes
+        "a positive int or a non-empty sequence of positive ints",
+        _is_layer_sizes,
+        sequence=True,
     ),
     "activation": one_of(*ACTIVATIONS),
     "alpha": interval("real", 0, None),

@@ -14,7 +14,7 @@ from denoisenet._base import (
     thread_budget,
     torch_generator,
 )
-from denoisenet._networks import autoencoder_network
+from denoisenet._networks import autoencoder_network, autoencoder_parameter_count
 from denoisenet._training import Objective
 from denoisenet.noise import GaussianPixelNoise, _PixelNoise
 
@@ -161,6 +161,11 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
     n_iter_ : int
         Number of epochs run, over all calls to ``fit`` (with
         ``warm_start``) and ``partial_fit``.
+    interrupted_ : bool
+        True when the user stopped the last call to ``fit`` or
+        ``partial_fit`` with Ctrl-C (KeyboardInterrupt) after at least one
+        epoch: the estimator keeps the weights of the last completed epoch,
+        but training did not run to its end. False otherwise.
 
     See Also
     --------
@@ -184,6 +189,7 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
     """
 
     _network = staticmethod(autoencoder_network)
+    _parameter_count = staticmethod(autoencoder_parameter_count)
     _stratify = False
     _extra_domains = {
         "noise": Domain(
@@ -265,7 +271,9 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
 
     def _objective(self, seed):
         noise = self._noise_model()
-        corrupt = None if noise is None else noise.corrupt_tensor
+        # _corrupt, not corrupt_tensor: fit has checked the noise's
+        # parameters, and a check per batch would only cost time.
+        corrupt = None if noise is None else noise._corrupt
 
         def validation_score(module, X_val, _):
             step = self._inference_batch_size
@@ -393,8 +401,13 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
             Minus the mean squared error.
         """
         X = self._validated(X)
+        # score reads noise and random_state, which set_params may have
+        # changed since fit.
+        self._check_inference_params(("device", "noise", "random_state"))
+        if isinstance(self.noise, _PixelNoise):
+            self.noise._check_params()
         noise = self._noise_model()
-        corrupt = None if noise is None else noise.corrupt_tensor
+        corrupt = None if noise is None else noise._corrupt
         seed = seed_generators(self.random_state, 1, salt=-1 % 2**32)[0]
         module = self._module_on_device()
         step = self._inference_batch_size

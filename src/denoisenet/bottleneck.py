@@ -1,5 +1,7 @@
 """BottleneckClassifier: classify through a narrow layer that maps the data."""
 
+import reprlib
+
 import numpy as np
 import torch
 from sklearn.base import ClassifierMixin, TransformerMixin
@@ -8,7 +10,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from denoisenet._base import BOOL, Domain, NeuralEstimatorBase, interval, layer_sizes
-from denoisenet._networks import bottleneck_network
+from denoisenet._networks import bottleneck_network, bottleneck_parameter_count
 from denoisenet._training import Objective
 
 __all__ = ["BottleneckClassifier"]
@@ -88,6 +90,40 @@ def _neighbor_loss(x, z, labels, weights, n_neighbors):
         pairs = pairs * (present[:, None] * present[None, :])
     log_norm = torch.log((torch.exp(log_kernel) * pairs).sum().clamp_min(1e-12))
     return -(p * (log_kernel - log_norm)).sum() + torch.special.xlogy(p, p).sum()
+
+
+def _checked_classes(classes):
+    """The sorted unique labels of ``classes``, or a ValueError."""
+    shown = reprlib.repr(classes)
+    classes = np.asarray(classes)
+    if classes.size == 0:
+        raise ValueError(
+            f"classes is empty ({shown}); pass every class that y will ever "
+            "hold, at least 2."
+        )
+    if classes.ndim != 1:
+        raise ValueError(
+            f"classes must be a 1-d array-like of labels; got {shown} of shape "
+            f"{classes.shape}."
+        )
+    if classes.dtype.kind in "fc":
+        missing = not np.isfinite(classes).all()
+    else:
+        missing = any(
+            c is None or (isinstance(c, float) and not np.isfinite(c)) for c in classes
+        )
+    if missing:
+        raise ValueError(
+            f"classes contains NaN, infinity or None ({shown}); every class must "
+            "be a label that y can hold."
+        )
+    try:
+        return np.unique(classes)
+    except TypeError as exc:
+        raise ValueError(
+            f"classes mixes labels that cannot be sorted together ({shown}); "
+            "use labels of one type."
+        ) from exc
 
 
 def _log_proba(module, batch):
@@ -257,6 +293,11 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         Best validation accuracy, with early stopping; else None.
     n_iter_ : int
         Number of epochs run, over all calls.
+    interrupted_ : bool
+        True when the user stopped the last call to ``fit`` or
+        ``partial_fit`` with Ctrl-C (KeyboardInterrupt) after at least one
+        epoch: the estimator keeps the weights of the last completed epoch,
+        but training did not run to its end. False otherwise.
 
     See Also
     --------
@@ -280,6 +321,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
     """
 
     _network = staticmethod(bottleneck_network)
+    _parameter_count = staticmethod(bottleneck_parameter_count)
     _stratify = True
     _auto_batch_size = 128
     _extra_domains = {
@@ -391,7 +433,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
 
     def _classes(self, y, classes, reuse):
         if classes is not None:
-            classes = np.unique(column_or_1d(classes))
+            classes = _checked_classes(classes)
             if reuse and not np.array_equal(classes, self.classes_):
                 raise ValueError(
                     f"classes={classes.tolist()} is not the same as on the first "
@@ -401,16 +443,28 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
             return self.classes_
         classes = np.unique(y) if classes is None else classes
         if len(classes) < 2:
+            n = len(classes)
             raise ValueError(
-                "BottleneckClassifier needs samples of at least 2 classes; "
-                f"got 1 class ({classes[0]!r})."
+                "BottleneckClassifier needs samples of at least 2 classes; got "
+                f"{n} class{'' if n == 1 else 'es'} {np.asarray(classes).tolist()!r}."
             )
         return classes
 
     def _sample_weight(self, sample_weight, y):
         if sample_weight is None:
             return None
-        weights = column_or_1d(np.asarray(sample_weight, dtype=np.float64), warn=True)
+        try:
+            weights = np.asarray(sample_weight, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                "sample_weight must be a number or an array-like of numbers of "
+                f"shape ({y.shape[0]},); got {type(sample_weight).__name__}."
+            ) from exc
+        if weights.ndim == 0:
+            # One number weighs every sample alike, as in scikit-learn.
+            weights = np.full(y.shape, weights)
+        elif weights.ndim == 2 and weights.shape[1] == 1:
+            weights = column_or_1d(weights, warn=True)
         if weights.shape != y.shape:
             raise ValueError(
                 f"sample_weight.shape == {weights.shape}, expected {y.shape}."

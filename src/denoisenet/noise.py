@@ -75,19 +75,23 @@ class _PixelNoise(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             float32 or float64 like ``X``; other input becomes float32.
         """
         check_is_fitted(self)
+        # Checked again here: set_params after fit may have changed them,
+        # and torch would take fraction=5 or std="0.2" without a word (or
+        # with an error of its own).
+        self._check_params()
         X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
         if X.strides[0] < 0 or X.strides[1] < 0:
             X = np.ascontiguousarray(X)
         generator = torch_generator(seed_generators(self.random_state)[0])
-        return self.corrupt_tensor(as_tensor(X), generator).numpy()
+        return self._corrupt(as_tensor(X), generator).numpy()
 
     def corrupt_tensor(self, X, generator=None):
         """Return a corrupted copy of the tensor ``X`` (the torch path).
 
         This is the one definition of the corruption: :meth:`transform`
-        calls it, and so does the training loop of
+        runs it, and so does the training loop of
         :class:`~denoisenet.DenoisingAutoencoder`, fresh for every batch.
-        Needs no fit.
+        Needs no fit; checks the parameters as ``fit`` does.
 
         Parameters
         ----------
@@ -102,6 +106,11 @@ class _PixelNoise(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         X_noisy : torch.Tensor
             Same shape, dtype and device as ``X``.
         """
+        self._check_params()
+        return self._corrupt(X, generator)
+
+    def _corrupt(self, X, generator):
+        """The corruption itself, for parameters checked already."""
         raise NotImplementedError
 
     def __sklearn_tags__(self):
@@ -187,6 +196,7 @@ class GaussianPixelNoise(_PixelNoise):
                     and v[0] <= v[1]
                 )
             ),
+            sequence=True,
         ),
     }
 
@@ -195,7 +205,7 @@ class GaussianPixelNoise(_PixelNoise):
         self.clip = clip
         self.random_state = random_state
 
-    def corrupt_tensor(self, X, generator=None):
+    def _corrupt(self, X, generator):
         noisy = _draw("normal", X, generator).mul_(self.std).add_(X)
         if self.clip is not None:
             noisy.clamp_(_scalar(self.clip[0], X), _scalar(self.clip[1], X))
@@ -256,7 +266,7 @@ class SaltAndPepperNoise(_PixelNoise):
         self.high = high
         self.random_state = random_state
 
-    def corrupt_tensor(self, X, generator=None):
+    def _corrupt(self, X, generator):
         u = _draw("uniform", X, generator)
         # One uniform draw decides both whether and how a pixel is replaced:
         # u < amount / 2 gives pepper, amount / 2 <= u < amount gives salt.
@@ -317,6 +327,6 @@ class MaskingNoise(_PixelNoise):
         self.value = value
         self.random_state = random_state
 
-    def corrupt_tensor(self, X, generator=None):
+    def _corrupt(self, X, generator):
         u = _draw("uniform", X, generator)
         return X.masked_fill(u < self.fraction, _scalar(self.value, X))
