@@ -320,6 +320,7 @@ def bottleneck_parameter_count(
     architecture="dense",
     image_shape=None,
     conv_channels=(),
+    batch_norm=False,
     **options,
 ):
     """Number of parameters of :func:`bottleneck_network` (``options`` as above)."""
@@ -327,7 +328,12 @@ def bottleneck_parameter_count(
     if architecture == "conv" and conv_channels:
         convolutions = _conv_count(conv_channels)
         n_features = _conv_width(image_shape, conv_channels)
-    return convolutions + _dense_count([n_features, *hidden_layer_sizes, n_outputs])
+    dense = _dense_count([n_features, *hidden_layer_sizes, n_outputs])
+    if batch_norm:
+        # A scale and a shift for every hidden unit outside the bottleneck.
+        sizes = list(hidden_layer_sizes)
+        dense += 2 * (sum(sizes) - sizes[bottleneck_index(sizes)])
+    return convolutions + dense
 
 
 _WEIGHTED = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
