@@ -435,6 +435,7 @@ class NeuralEstimatorBase(BaseEstimator):
 
     _network = None
     _extra_domains: dict = {}
+    _torch_outputs: dict = {}  # to_torch's outputs: classes of denoisenet.export
     _inference_batch_size = 512
     _auto_batch_size = 256
 
@@ -750,6 +751,45 @@ class NeuralEstimatorBase(BaseEstimator):
             f"to {high:g}) for float32 arithmetic (scale it like the training "
             "data), or training diverged (refit with a smaller learning_rate_init)."
         )
+
+    # -- export -------------------------------------------------------------
+
+    def to_torch(self, output="transform"):
+        """A self-contained :class:`torch.nn.Module` that answers as this model.
+
+        The module holds a copy of the trained network and the input
+        scaling learned in fit (``data_min_``, ``data_range_``), takes a
+        float32 tensor of shape ``(n_samples, n_features)`` in the units of
+        the training data and returns what the estimator's method of the
+        same name returns, to float32 rounding. It works with
+        :func:`torch.jit.script`, :func:`torch.jit.trace`,
+        :func:`torch.export.export` and :func:`torch.onnx.export`; see
+        :ref:`deployment`. Changing it leaves the estimator as it is.
+
+        Parameters
+        ----------
+        output : str, default='transform'
+            The method to reproduce: 'transform' or 'encode' for
+            :class:`DenoisingAutoencoder`; 'transform' (the bottleneck map)
+            or 'predict_proba' (columns follow ``classes_``) for
+            :class:`BottleneckClassifier`.
+
+        Returns
+        -------
+        module : torch.nn.Module
+            On the CPU, in eval mode.
+        """
+        check_is_fitted(self)
+        if output not in self._torch_outputs:
+            raise ValueError(
+                f"output={output!r} is not one of {sorted(self._torch_outputs)} "
+                f"for {type(self).__name__}.to_torch."
+            )
+        network = copy.deepcopy(self.module_).cpu().eval()
+        module = self._torch_outputs[output](
+            network, float(self.data_min_), float(self.data_range_)
+        )
+        return module.eval()
 
     # -- persistence --------------------------------------------------------
 

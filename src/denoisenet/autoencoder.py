@@ -16,6 +16,7 @@ from denoisenet._base import (
 )
 from denoisenet._networks import autoencoder_network
 from denoisenet._training import Objective
+from denoisenet.export import Encoding, Reconstruction
 from denoisenet.noise import GaussianPixelNoise, _PixelNoise
 
 __all__ = ["DenoisingAutoencoder"]
@@ -172,6 +173,7 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
     """
 
     _network = staticmethod(autoencoder_network)
+    _torch_outputs = {"transform": Reconstruction, "encode": Encoding}
     _stratify = False
     _extra_domains = {
         "noise": Domain(

@@ -9,6 +9,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from denoisenet._base import NeuralEstimatorBase, interval, layer_sizes
 from denoisenet._networks import bottleneck_network
 from denoisenet._training import Objective
+from denoisenet.export import ClassProbabilities, Encoding
 
 __all__ = ["BottleneckClassifier"]
 
@@ -241,6 +242,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
     """
 
     _network = staticmethod(bottleneck_network)
+    _torch_outputs = {"transform": Encoding, "predict_proba": ClassProbabilities}
     _stratify = True
     _auto_batch_size = 128
     _extra_domains = {"neighbor_weight": interval("real", 0, None)}
