@@ -22,7 +22,7 @@ from sklearn.base import BaseEstimator
 from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from denoisenet import _training
+from denoisenet import _integrity, _training
 from denoisenet._networks import ACTIVATIONS, bottleneck_index, init_parameters
 
 __all__ = [
@@ -804,10 +804,14 @@ class NeuralEstimatorBase(BaseEstimator):
     def __setstate__(self, state):
         if isinstance(state.get("module_"), bytes):
             state = dict(state)
-            with torch.device("meta"):
-                module = self._network(**state["_network_args"])
+            weights = _state_from_bytes(state["module_"])
+            # Checked before to_empty: a file may claim a network larger
+            # than memory (pickle and skops.io.load both come here).
+            module = _integrity.network_on_meta(
+                self._network, state["_network_args"], weights, type(self).__name__
+            )
             module = module.to_empty(device="cpu")
-            module.load_state_dict(_state_from_bytes(state["module_"]))
+            module.load_state_dict(weights)
             state["module_"] = module.eval()
             state["_optimizer_state"] = _state_from_bytes(state["_optimizer_state"])
         super().__setstate__(state)
