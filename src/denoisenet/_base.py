@@ -22,7 +22,7 @@ from sklearn.base import BaseEstimator
 from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from denoisenet import _integrity, _training
+from denoisenet import _integrity, _training, callbacks
 from denoisenet._networks import ACTIVATIONS, bottleneck_index, init_parameters
 
 __all__ = [
@@ -423,7 +423,7 @@ def _state_from_bytes(data):
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
 
-class NeuralEstimatorBase(BaseEstimator):
+class NeuralEstimatorBase(callbacks.CallbackSupportMixin, BaseEstimator):
     """What the auto-encoder and the classifier share.
 
     Subclasses set ``_network`` (a class of :mod:`denoisenet._networks`) and
@@ -483,19 +483,28 @@ class NeuralEstimatorBase(BaseEstimator):
 
     # -- fitting ----------------------------------------------------------
 
+    @callbacks.with_callbacks
     def _fit(self, X, y=None, *, incremental=False, sample_weight=None, classes=None):
+        # Before the snapshot: a failed fit keeps what the callbacks'
+        # teardown needs (scikit-learn >= 1.9's set_callbacks).
+        max_epochs = 1 if incremental else self.max_iter
+        epochs = callbacks.EpochTasks(self, max_epochs, X, y, sample_weight)
         # A failed fit must leave the estimator as it was: validate_data and
         # the commit below write attributes, so they are rolled back together.
         before = self.__dict__.copy()
         try:
             with thread_budget():
-                return self._fit_unguarded(X, y, incremental, sample_weight, classes)
+                self._fit_unguarded(
+                    X, y, incremental, sample_weight, classes, epoch_end=epochs
+                )
+            epochs.finish()
+            return self
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(before)
             raise
 
-    def _fit_unguarded(self, X, y, incremental, sample_weight, classes):
+    def _fit_unguarded(self, X, y, incremental, sample_weight, classes, epoch_end):
         self._check_params()
         device = resolve_device(self.device)
         reuse = (incremental or self.warm_start) and hasattr(self, "module_")
@@ -557,6 +566,7 @@ class NeuralEstimatorBase(BaseEstimator):
                 history,
                 generators,
                 device,
+                epoch_end=epoch_end,
             )
         self._commit(module.eval(), optimizer, history)
         return self

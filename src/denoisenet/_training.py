@@ -189,7 +189,18 @@ def _validate(module, objective, data):
         return float(objective.validation_score(module, data.X_val, data.targets_val))
 
 
-def train(module, optimizer, objective, data, schedule, history, generators, device):
+def train(
+    module,
+    optimizer,
+    objective,
+    data,
+    schedule,
+    history,
+    generators,
+    device,
+    *,
+    epoch_end=None,
+):
     """Train ``module`` in place for up to ``schedule.max_epochs`` epochs.
 
     Stops early, as scikit-learn's MLP does, once the training loss (or,
@@ -197,7 +208,9 @@ def train(module, optimizer, objective, data, schedule, history, generators, dev
     for ``n_iter_no_change`` epochs; with early stopping the best weights
     are restored. Ctrl-C keeps the last completed epoch and warns (or, when
     no epoch was completed, restores the weights and re-raises). A
-    non-finite loss raises :class:`NonFiniteLossError`. Returns ``history``.
+    non-finite loss raises :class:`NonFiniteLossError`. ``epoch_end(module,
+    history)``, if given, runs after every epoch and stops training by
+    returning True. Returns ``history``.
     """
     early_stopping = schedule.early_stopping and data.X_val is not None
     best = None
@@ -230,6 +243,8 @@ def train(module, optimizer, objective, data, schedule, history, generators, dev
             if _record(history, loss, score, schedule.tol) and early_stopping:
                 best = copy.deepcopy(module.state_dict())
             progress.update(history)
+            if epoch_end is not None and epoch_end(module, history):
+                break
             if history.no_improvement_count > schedule.n_iter_no_change:
                 break
         else:
