@@ -98,8 +98,8 @@ def test_scikit_learns_scoring_monitor_scores_every_epoch(small_digits):
 def test_checkpoint_holds_the_best_epoch(small_digits, tmp_path):
     X, _ = small_digits
     path = tmp_path / "best.pt"
-    # A large step makes the loss go up and down, so the best epoch need
-    # not be the last.
+    # Whichever epoch is best (test_checkpoint_keeps_an_earlier_best below
+    # covers one that is not the last):
     dae = _dae(max_iter=8, tol=0, learning_rate_init=0.05)
     dae.set_callbacks(Checkpoint(path)).fit(X)
     saved = torch.load(path, weights_only=True)
@@ -155,3 +155,25 @@ def test_fit_without_callbacks_is_unchanged(small_digits):
     b = _dae(max_iter=3).set_callbacks(Recorder()).fit(X)
     state_a, state_b = a.module_.state_dict(), b.module_.state_dict()
     assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+
+
+def test_checkpoint_keeps_an_earlier_best(tmp_path):
+    from types import SimpleNamespace
+
+    path = tmp_path / "best.pt"
+    checkpoint = Checkpoint(path)
+    context = SimpleNamespace(task_name="epoch", root_uuid="run")
+    checkpoint.setup(None, context)
+    curve = []
+    for epoch, loss in enumerate([3.0, 1.0, 2.0, float("nan")]):
+        curve.append(loss)
+        module = torch.nn.Linear(2, 1)
+        torch.nn.init.constant_(module.weight, epoch)
+        fitted = SimpleNamespace(
+            loss_curve_=list(curve), validation_scores_=None, module_=module
+        )
+        assert (
+            checkpoint.on_fit_task_end(None, context, fitted_estimator=fitted) is False
+        )
+    checkpoint.teardown(None, context)
+    assert torch.load(path, weights_only=True)["weight"].eq(1).all()

@@ -23,6 +23,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from denoisenet import _integrity, _training, callbacks
+from denoisenet._doclink import DocLinkMixin
 from denoisenet._networks import ACTIVATIONS, bottleneck_index, init_parameters
 
 __all__ = [
@@ -423,7 +424,7 @@ def _state_from_bytes(data):
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
 
-class NeuralEstimatorBase(callbacks.CallbackSupportMixin, BaseEstimator):
+class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEstimator):
     """What the auto-encoder and the classifier share.
 
     Subclasses set ``_network`` (a class of :mod:`denoisenet._networks`) and
