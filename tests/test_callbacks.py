@@ -177,3 +177,17 @@ def test_checkpoint_keeps_an_earlier_best(tmp_path):
         )
     checkpoint.teardown(None, context)
     assert torch.load(path, weights_only=True)["weight"].eq(1).all()
+
+
+def test_progress_bar_propagates_from_a_grid_search(small_digits, capsys):
+    pytest.importorskip("rich")
+    from sklearn.callback import ProgressBar
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = small_digits
+    clf = BottleneckClassifier((16, 2, 8), max_iter=2, random_state=0)
+    search = GridSearchCV(clf, {"alpha": [1e-4, 1e-3]}, cv=2)
+    search.set_callbacks(ProgressBar(max_propagation_depth=None)).fit(X, y)
+    assert search.best_estimator_.n_iter_ == 2
+    # The bars name the estimator's own tasks, down to its epochs.
+    assert "BottleneckClassifier - fit" in capsys.readouterr().out

@@ -67,7 +67,6 @@ class Checkpoint:
 
     Examples
     --------
-    >>> import sklearn
     >>> from denoisenet.callbacks import Checkpoint
     >>> est = DenoisingAutoencoder(max_iter=50)              # doctest: +SKIP
     >>> est.set_callbacks(Checkpoint("best.pt")).fit(X)      # doctest: +SKIP
