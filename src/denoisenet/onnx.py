@@ -118,8 +118,8 @@ def _refuse_noise(scope, model, inputs, custom_parsers=None):
     raise RuntimeError(
         f"{type(model).__name__} has no ONNX graph: it corrupts images at "
         "random, which a deployed model must not do to its input, and ONNX "
-        "cannot draw the "
-        "noise that random_state promises. Convert the pipeline without it, "
+        "cannot draw the noise that random_state promises. Convert the "
+        "pipeline without it, "
         "e.g. to_onnx(pipe[1:], X) when it is the first step."
     )
 
@@ -149,10 +149,14 @@ def _classifier_shape(operator):
         operator.outputs[0].type = _float_type([n, width])
         return
     calculate_linear_classifier_output_shapes(operator)
+    # float32 whatever the input: the graph computes as the network does.
     operator.outputs[1].type = _float_type(operator.outputs[1].type.shape)
 
 
 def _parse_classifier(scope, model, inputs, custom_parsers=None):
+    # skl2onnx's own parser for classifiers (label, probabilities and the
+    # zipmap options) has no public name; a custom parser replaces it for
+    # every model of the class, so it is called for the classifier case.
     from skl2onnx._parse import _parse_sklearn_classifier
 
     options = scope.get_options(model, {"transform": False})
