@@ -484,7 +484,6 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
 
     # -- fitting ----------------------------------------------------------
 
-    @callbacks.with_callbacks
     def _fit(self, X, y=None, *, incremental=False, sample_weight=None, classes=None):
         # Before the snapshot: a failed fit keeps what the callbacks'
         # teardown needs (scikit-learn >= 1.9's set_callbacks).
@@ -504,6 +503,8 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
             self.__dict__.clear()
             self.__dict__.update(before)
             raise
+        finally:
+            epochs.teardown()
 
     def _fit_unguarded(self, X, y, incremental, sample_weight, classes, epoch_end):
         self._check_params()

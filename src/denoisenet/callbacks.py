@@ -134,6 +134,8 @@ class EpochTasks:
     Created at the start of ``_fit`` (before its snapshot of the estimator,
     so that a failed fit keeps what the teardown needs); the training loop
     calls it after every epoch, and a True answer stops training.
+    :meth:`finish` ends a fit that succeeded; :meth:`teardown` ends every
+    fit.
     """
 
     def __init__(self, estimator, max_epochs, X, y, sample_weight):
@@ -146,10 +148,14 @@ class EpochTasks:
         valid = isinstance(max_epochs, numbers.Integral) and max_epochs > 0
         self.max_epochs = int(max_epochs) if valid else None
         self.data = {"X": X, "y": y, "metadata": {"sample_weight": sample_weight}}
-        self.root = estimator._init_callback_context(max_subtasks=self.max_epochs)
-        self.root.call_on_fit_task_begin(estimator=estimator, **self.data)
-        self.epochs = 0
-        self.task = self._begin()
+        try:
+            self.root = estimator._init_callback_context(max_subtasks=self.max_epochs)
+            self.root.call_on_fit_task_begin(estimator=estimator, **self.data)
+            self.epochs = 0
+            self.task = self._begin()
+        except BaseException:
+            self.teardown()  # of the callbacks whose setup ran
+            raise
 
     def _begin(self):
         task = self.root.subcontext(task_name="epoch")
@@ -184,6 +190,17 @@ class EpochTasks:
             self.task = self._begin()
         return stop
 
+    def teardown(self):
+        """Call the callbacks' teardown; ``_fit`` does, finally.
+
+        scikit-learn's public way to tear down is the ``with_callbacks``
+        decorator, which does it when the decorated method returns. Around
+        an empty method it does just that, without adding a frame to
+        ``fit`` (whose warnings name the caller's line by counting frames).
+        """
+        if self.active:
+            with_callbacks(_no_task)(self.estimator)
+
     def finish(self):
         """End the root task (and an epoch that was begun but never ran)."""
         if not self.active:
@@ -193,3 +210,7 @@ class EpochTasks:
         self.root.call_on_fit_task_end(
             estimator=self.estimator, reconstruction_attributes={}, **self.data
         )
+
+
+def _no_task(estimator):
+    """Nothing: what ``EpochTasks.teardown`` wraps in ``with_callbacks``."""
