@@ -21,7 +21,8 @@ from sklearn.base import BaseEstimator
 from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from denoisenet import _training
+from denoisenet import _training, callbacks
+from denoisenet._doclink import DocLinkMixin
 from denoisenet._networks import ACTIVATIONS, bottleneck_index, init_parameters
 from denoisenet._resources import (
     INFERENCE_COPIES,
@@ -301,7 +302,7 @@ def _state_from_bytes(data):
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
 
-class NeuralEstimatorBase(BaseEstimator):
+class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEstimator):
     """What the auto-encoder and the classifier share.
 
     Subclasses set ``_network`` (a class of :mod:`denoisenet._networks`) and
@@ -314,6 +315,7 @@ class NeuralEstimatorBase(BaseEstimator):
     _network = None
     _parameter_count = None  # counts _network's parameters without building it
     _extra_domains: dict = {}
+    _torch_outputs: dict = {}  # to_torch's outputs: classes of denoisenet.export
     _inference_batch_size = 512
     _auto_batch_size = 256
 
@@ -371,18 +373,28 @@ class NeuralEstimatorBase(BaseEstimator):
     # -- fitting ----------------------------------------------------------
 
     def _fit(self, X, y=None, *, incremental=False, sample_weight=None, classes=None):
+        # Before the snapshot: a failed fit keeps what the callbacks'
+        # teardown needs (scikit-learn >= 1.9's set_callbacks).
+        max_epochs = 1 if incremental else self.max_iter
+        epochs = callbacks.EpochTasks(self, max_epochs, X, y, sample_weight)
         # A failed fit must leave the estimator as it was: validate_data and
         # the commit below write attributes, so they are rolled back together.
         before = self.__dict__.copy()
         try:
             with thread_budget():
-                return self._fit_unguarded(X, y, incremental, sample_weight, classes)
+                self._fit_unguarded(
+                    X, y, incremental, sample_weight, classes, epoch_end=epochs
+                )
+            epochs.finish()
+            return self
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(before)
             raise
+        finally:
+            epochs.teardown()
 
-    def _fit_unguarded(self, X, y, incremental, sample_weight, classes):
+    def _fit_unguarded(self, X, y, incremental, sample_weight, classes, epoch_end):
         self._check_params()
         device = resolve_device(self.device)
         reuse = (incremental or self.warm_start) and hasattr(self, "module_")
@@ -448,6 +460,7 @@ class NeuralEstimatorBase(BaseEstimator):
                 history,
                 generators,
                 device,
+                epoch_end=epoch_end,
             )
         self._check_trained(module, optimizer, data, device, history)
         self._commit(module.eval(), optimizer, history)
@@ -769,6 +782,45 @@ class NeuralEstimatorBase(BaseEstimator):
             "data), or training diverged (refit with a smaller learning_rate_init)."
         )
 
+    # -- export -------------------------------------------------------------
+
+    def to_torch(self, output="transform"):
+        """A self-contained :class:`torch.nn.Module` that answers as this model.
+
+        The module holds a copy of the trained network and the input
+        scaling learned in fit (``data_min_``, ``data_range_``), takes a
+        float32 tensor of shape ``(n_samples, n_features)`` in the units of
+        the training data and returns what the estimator's method of the
+        same name returns, to float32 rounding. It works with
+        :func:`torch.jit.script`, :func:`torch.jit.trace`,
+        :func:`torch.export.export` and :func:`torch.onnx.export`; see
+        :ref:`deployment`. Changing it leaves the estimator as it is.
+
+        Parameters
+        ----------
+        output : str, default='transform'
+            The method to reproduce: 'transform' or 'encode' for
+            :class:`DenoisingAutoencoder`; 'transform' (the bottleneck map)
+            or 'predict_proba' (columns follow ``classes_``) for
+            :class:`BottleneckClassifier`.
+
+        Returns
+        -------
+        module : torch.nn.Module
+            On the CPU, in eval mode.
+        """
+        check_is_fitted(self)
+        if output not in self._torch_outputs:
+            raise ValueError(
+                f"output={output!r} is not one of {sorted(self._torch_outputs)} "
+                f"for {type(self).__name__}.to_torch."
+            )
+        network = copy.deepcopy(self.module_).cpu().eval()
+        module = self._torch_outputs[output](
+            network, float(self.data_min_), float(self.data_range_)
+        )
+        return module.eval()
+
     # -- persistence --------------------------------------------------------
 
     def __getstate__(self):
@@ -941,6 +993,12 @@ def _build(network, args, device, state_dict):
     """``network(**args)`` on ``device``, holding ``state_dict``; allocated once."""
     with torch.device("meta"):
         module = network(**args)
+    # Shapes are compared on the meta device, before any memory is taken:
+    # a tampered file may describe a network that its weights do not fill.
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    given = {k: tuple(getattr(v, "shape", ())) for k, v in state_dict.items()}
+    if expected != given:
+        raise ValueError("the weights do not have the network's shapes")
     module = module.to_empty(device=device)
     module.load_state_dict(state_dict)
     return module.eval()

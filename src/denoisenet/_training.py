@@ -246,7 +246,18 @@ def _validate(module, objective, data):
         return float(objective.validation_score(module, data.X_val, data.targets_val))
 
 
-def train(module, optimizer, objective, data, schedule, history, generators, device):
+def train(
+    module,
+    optimizer,
+    objective,
+    data,
+    schedule,
+    history,
+    generators,
+    device,
+    *,
+    epoch_end=None,
+):
     """Train ``module`` in place for up to ``schedule.max_epochs`` epochs.
 
     Stops early, as scikit-learn's MLP does, once the training loss (or,
@@ -254,8 +265,10 @@ def train(module, optimizer, objective, data, schedule, history, generators, dev
     for ``n_iter_no_change`` epochs; with early stopping the best weights
     are restored. Ctrl-C keeps the last completed epoch, warns and sets
     ``history.interrupted`` (or, when no epoch was completed, restores the
-    weights and re-raises). A
-    non-finite loss raises :class:`NonFiniteLossError`. Returns ``history``.
+    weights and re-raises). A non-finite loss raises
+    :class:`NonFiniteLossError`. ``epoch_end(module, history)``, if given,
+    runs after every epoch and stops training by returning True. Returns
+    ``history``.
     """
     early_stopping = schedule.early_stopping and data.X_val is not None
     best = None
@@ -289,6 +302,8 @@ def train(module, optimizer, objective, data, schedule, history, generators, dev
             if _record(history, loss, score, schedule.tol) and early_stopping:
                 best = copy.deepcopy(module.state_dict())
             progress.update(history)
+            if epoch_end is not None and epoch_end(module, history):
+                break
             if _stalled(history, schedule) and not _decay(optimizer, history, schedule):
                 break
         else:

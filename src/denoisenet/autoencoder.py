@@ -16,6 +16,7 @@ from denoisenet._base import (
 )
 from denoisenet._networks import autoencoder_network, autoencoder_parameter_count
 from denoisenet._training import Objective
+from denoisenet.export import Encoding, Reconstruction
 from denoisenet.noise import GaussianPixelNoise, _PixelNoise
 
 __all__ = ["DenoisingAutoencoder"]
@@ -190,6 +191,7 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
 
     _network = staticmethod(autoencoder_network)
     _parameter_count = staticmethod(autoencoder_parameter_count)
+    _torch_outputs = {"transform": Reconstruction, "encode": Encoding}
     _stratify = False
     _extra_domains = {
         "noise": Domain(

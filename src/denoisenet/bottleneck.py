@@ -12,6 +12,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from denoisenet._base import BOOL, Domain, NeuralEstimatorBase, interval, layer_sizes
 from denoisenet._networks import bottleneck_network, bottleneck_parameter_count
 from denoisenet._training import Objective
+from denoisenet.export import ClassProbabilities, Encoding
 
 __all__ = ["BottleneckClassifier"]
 
@@ -322,6 +323,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
 
     _network = staticmethod(bottleneck_network)
     _parameter_count = staticmethod(bottleneck_parameter_count)
+    _torch_outputs = {"transform": Encoding, "predict_proba": ClassProbabilities}
     _stratify = True
     _auto_batch_size = 128
     _extra_domains = {

@@ -20,13 +20,14 @@ from denoisenet._base import (
     seed_generators,
     torch_generator,
 )
+from denoisenet._doclink import DocLinkMixin
 
 __all__ = ["GaussianPixelNoise", "MaskingNoise", "SaltAndPepperNoise"]
 
 _FINITE = interval("real")
 
 
-class _PixelNoise(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+class _PixelNoise(DocLinkMixin, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Shared machinery: validation, random state and the numpy path."""
 
     _parameter_domains: dict = {}

@@ -1,0 +1,216 @@
+"""Callbacks over the training epochs, through scikit-learn's callback API.
+
+scikit-learn 1.9 added an experimental callback API
+(:mod:`sklearn.callback`): ``est.set_callbacks(*callbacks)`` attaches
+objects whose hooks run at the beginning and end of every *task* of a fit.
+With scikit-learn >= 1.9, both neural estimators take part: the fit is the
+root task and every epoch is a sub-task named ``"epoch"``, so scikit-learn's
+own callbacks (:class:`sklearn.callback.ProgressBar`,
+:class:`sklearn.callback.ScoringMonitor`) work over the epochs, and a
+callback's ``on_fit_task_end`` can stop training by returning True. Its
+``fitted_estimator`` argument is a copy of the estimator as it stands after
+that epoch (``loss_curve_``, ``n_iter_``, ``validation_scores_``, a copy of
+``module_``), ready to ``transform`` or ``predict``.
+
+:class:`Checkpoint` saves the best weights of a fit to a file as it goes.
+
+With scikit-learn < 1.9 there is no ``set_callbacks``; the estimators work
+as before.
+"""
+
+import copy
+import math
+import numbers
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+try:  # scikit-learn >= 1.9
+    from sklearn.callback import CallbackSupportMixin, with_callbacks
+except ImportError:  # pragma: no cover - older scikit-learn
+
+    class CallbackSupportMixin:
+        """Stands in for scikit-learn's mixin, which this version lacks."""
+
+    def with_callbacks(method):
+        return method
+
+
+__all__ = ["Checkpoint"]
+
+SUPPORTED = hasattr(CallbackSupportMixin, "set_callbacks")
+
+
+class Checkpoint:
+    """Save the weights of the best epoch so far to a file, during fit.
+
+    After every epoch that improves on the best of the fit (the training
+    loss, or the validation score with ``early_stopping=True``), the
+    network's state dict (``est.module_.state_dict()``) is written to
+    ``path``, atomically: into a temporary file beside it, then renamed, so
+    that an interrupted fit never leaves a half-written file. Load it with
+    ``torch.load(path, weights_only=True)``; see :ref:`deployment`.
+
+    Needs scikit-learn >= 1.9 (its experimental :mod:`sklearn.callback`
+    API). Attach it with ``est.set_callbacks(Checkpoint("best.pt"))``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to write. Its directory must exist.
+    overwrite : bool, default=False
+        Whether a fit may replace a file that was at ``path`` before this
+        checkpoint wrote it. When False such a file is never touched, and
+        the fit stops with FileExistsError before its first epoch.
+
+    Examples
+    --------
+    >>> from denoisenet.callbacks import Checkpoint
+    >>> est = DenoisingAutoencoder(max_iter=50)              # doctest: +SKIP
+    >>> est.set_callbacks(Checkpoint("best.pt")).fit(X)      # doctest: +SKIP
+    >>> state = torch.load("best.pt", weights_only=True)     # doctest: +SKIP
+    >>> est.module_.load_state_dict(state)                   # doctest: +SKIP
+    """
+
+    def __init__(self, path, *, overwrite=False):
+        self.path = path
+        self.overwrite = overwrite
+        self._written = set()  # files this checkpoint made, which it may replace
+        self._best = {}  # the best value of each running fit, by its root task
+
+    def setup(self, estimator, context):
+        path = Path(self.path).resolve()
+        if path.exists() and not self.overwrite and path not in self._written:
+            raise FileExistsError(
+                f"Checkpoint will not overwrite {path}, which it did not write. "
+                "Pass another path, or Checkpoint(path, overwrite=True)."
+            )
+        self._best[context.root_uuid] = None
+
+    def on_fit_task_begin(self, estimator, context):
+        pass
+
+    def on_fit_task_end(self, estimator, context, *, fitted_estimator):
+        if context.task_name != "epoch" or fitted_estimator is None:
+            return False
+        value = _progress_value(fitted_estimator)
+        best = self._best.get(context.root_uuid)
+        if best is None or value < best:
+            self._best[context.root_uuid] = value
+            self._save(fitted_estimator.module_.state_dict())
+        return False
+
+    def teardown(self, estimator, context):
+        self._best.pop(context.root_uuid, None)
+
+    def _save(self, state):
+        path = Path(self.path).resolve()
+        handle, temporary = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+        )
+        try:
+            with os.fdopen(handle, "wb") as file:
+                torch.save({k: v.detach().cpu() for k, v in state.items()}, file)
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+        self._written.add(path)
+
+
+def _progress_value(est):
+    """Lower is better: the last training loss, or minus the validation score."""
+    if est.validation_scores_:
+        return -est.validation_scores_[-1]
+    loss = est.loss_curve_[-1]
+    return loss if math.isfinite(loss) else math.inf
+
+
+class EpochTasks:
+    """The estimator's side of the API: a root task per fit, one per epoch.
+
+    Created at the start of ``_fit`` (before its snapshot of the estimator,
+    so that a failed fit keeps what the teardown needs); the training loop
+    calls it after every epoch, and a True answer stops training.
+    :meth:`finish` ends a fit that succeeded; :meth:`teardown` ends every
+    fit.
+    """
+
+    def __init__(self, estimator, max_epochs, X, y, sample_weight):
+        self.active = SUPPORTED and bool(getattr(estimator, "_skl_callbacks", None))
+        if not self.active:
+            return
+        self.estimator = estimator
+        # Called before fit checks its parameters: an invalid max_iter
+        # (which fit then reports) counts as an unknown number of epochs.
+        valid = isinstance(max_epochs, numbers.Integral) and max_epochs > 0
+        self.max_epochs = int(max_epochs) if valid else None
+        self.data = {"X": X, "y": y, "metadata": {"sample_weight": sample_weight}}
+        try:
+            self.root = estimator._init_callback_context(max_subtasks=self.max_epochs)
+            self.root.call_on_fit_task_begin(estimator=estimator, **self.data)
+            self.epochs = 0
+            self.task = self._begin()
+        except BaseException:
+            self.teardown()  # of the callbacks whose setup ran
+            raise
+
+    def _begin(self):
+        task = self.root.subcontext(task_name="epoch")
+        task.call_on_fit_task_begin(estimator=self.estimator, **self.data)
+        return task
+
+    def __call__(self, module, history):
+        """End the epoch that just ran; True when a callback asks to stop."""
+        if not self.active:
+            return False
+
+        def attributes():
+            return {
+                "module_": copy.deepcopy(module).eval(),
+                "loss_curve_": list(history.loss_curve),
+                "validation_scores_": (
+                    None
+                    if history.validation_scores is None
+                    else list(history.validation_scores)
+                ),
+                "best_loss_": history.best_loss,
+                "best_validation_score_": history.best_validation_score,
+                "n_iter_": history.n_iter,
+            }
+
+        stop = self.task.call_on_fit_task_end(
+            estimator=self.estimator, reconstruction_attributes=attributes, **self.data
+        )
+        self.epochs += 1
+        self.task = None
+        if not stop and (self.max_epochs is None or self.epochs < self.max_epochs):
+            self.task = self._begin()
+        return stop
+
+    def teardown(self):
+        """Call the callbacks' teardown; ``_fit`` does, finally.
+
+        scikit-learn's public way to tear down is the ``with_callbacks``
+        decorator, which does it when the decorated method returns. Around
+        an empty method it does just that, without adding a frame to
+        ``fit`` (whose warnings name the caller's line by counting frames).
+        """
+        if self.active:
+            with_callbacks(_no_task)(self.estimator)
+
+    def finish(self):
+        """End the root task (and an epoch that was begun but never ran)."""
+        if not self.active:
+            return
+        if self.task is not None:
+            self.task.call_on_fit_task_end(estimator=self.estimator)
+        self.root.call_on_fit_task_end(
+            estimator=self.estimator, reconstruction_attributes={}, **self.data
+        )
+
+
+def _no_task(estimator):
+    """Nothing: what ``EpochTasks.teardown`` wraps in ``with_callbacks``."""

@@ -1,0 +1,193 @@
+"""scikit-learn's callback API over the epochs, and Checkpoint."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import NotFittedError
+
+from denoisenet import BottleneckClassifier, DenoisingAutoencoder, callbacks
+from denoisenet.callbacks import Checkpoint
+
+pytestmark = [
+    pytest.mark.skipif(
+        not callbacks.SUPPORTED, reason="scikit-learn < 1.9 has no sklearn.callback"
+    ),
+    pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+]
+
+
+class Recorder:
+    """A FitCallback that records what it sees and stops after ``stop_after``
+    epochs."""
+
+    def __init__(self, stop_after=None, X=None):
+        self.stop_after = stop_after
+        self.X = X
+        self.events = []
+
+    def setup(self, estimator, context):
+        self.events.append("setup")
+
+    def teardown(self, estimator, context):
+        self.events.append("teardown")
+
+    def on_fit_task_begin(self, estimator, context):
+        self.events.append(f"begin {context.task_name}")
+
+    def on_fit_task_end(self, estimator, context, *, fitted_estimator):
+        self.events.append(f"end {context.task_name}")
+        if context.task_name != "epoch" or fitted_estimator is None:
+            return False
+        self.losses = list(fitted_estimator.loss_curve_)
+        if self.X is not None:
+            self.output = fitted_estimator.transform(self.X)
+        return len(fitted_estimator.loss_curve_) == self.stop_after
+
+
+def _dae(**kwargs):
+    return DenoisingAutoencoder((16, 4, 16), random_state=0, **kwargs)
+
+
+def test_a_callback_sees_every_epoch_and_can_stop_training(small_digits):
+    X, _ = small_digits
+    recorder = Recorder(stop_after=3, X=X)
+    dae = _dae(max_iter=50, tol=0).set_callbacks(recorder).fit(X)
+    assert dae.n_iter_ == 3
+    assert recorder.events == [
+        "setup",
+        "begin fit",
+        *["begin epoch", "end epoch"] * 3,
+        "end fit",
+        "teardown",
+    ]
+    # It saw the loss, and a copy of the estimator ready to transform.
+    assert recorder.losses == dae.loss_curve_
+    np.testing.assert_array_equal(recorder.output, dae.transform(X))
+
+
+def test_a_callback_stops_partial_fit_after_its_one_epoch(small_digits):
+    X, y = small_digits
+    recorder = Recorder(X=X)
+    clf = BottleneckClassifier((16, 2, 8), random_state=0).set_callbacks(recorder)
+    clf.partial_fit(X, y, classes=np.unique(y))
+    assert recorder.events.count("end epoch") == 1
+
+
+def test_teardown_runs_after_a_failed_fit(small_digits):
+    X, _ = small_digits
+    recorder = Recorder()
+    dae = _dae(max_iter=-1).set_callbacks(recorder)
+    with pytest.raises(ValueError, match="max_iter"):
+        dae.fit(X)
+    assert recorder.events[-1] == "teardown"
+    assert not hasattr(dae, "_callback_fit_ctx")
+
+
+def test_scikit_learns_scoring_monitor_scores_every_epoch(small_digits):
+    from sklearn.callback import ScoringMonitor
+
+    X, y = small_digits
+    monitor = ScoringMonitor(scoring="accuracy")
+    clf = BottleneckClassifier((16, 2, 8), max_iter=4, random_state=0)
+    clf.set_callbacks(monitor).fit(X, y)
+    epochs = [row for row in monitor.get_logs().data if row["task_name"] == "epoch"]
+    assert len(epochs) == clf.n_iter_ == 4
+    assert epochs[-1]["accuracy"] == clf.score(X, y)
+
+
+def test_checkpoint_holds_the_best_epoch(small_digits, tmp_path):
+    X, _ = small_digits
+    path = tmp_path / "best.pt"
+    # Whichever epoch is best (test_checkpoint_keeps_an_earlier_best below
+    # covers one that is not the last):
+    dae = _dae(max_iter=8, tol=0, learning_rate_init=0.05)
+    dae.set_callbacks(Checkpoint(path)).fit(X)
+    saved = torch.load(path, weights_only=True)
+    best_epoch = int(np.argmin(dae.loss_curve_)) + 1
+    # The same fit stopped at the best epoch has exactly those weights.
+    at_best = _dae(max_iter=best_epoch, tol=0, learning_rate_init=0.05).fit(X)
+    expected = at_best.module_.state_dict()
+    assert saved.keys() == expected.keys()
+    assert all(torch.equal(saved[k], expected[k]) for k in saved)
+    # Written atomically: nothing else is left in the directory.
+    assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]
+    # The weights load into the fitted estimator.
+    dae.module_.load_state_dict(saved)
+    np.testing.assert_array_equal(dae.transform(X), at_best.transform(X))
+
+
+def test_checkpoint_with_early_stopping_follows_the_validation_score(
+    small_digits, tmp_path
+):
+    X, y = small_digits
+    path = tmp_path / "best.pt"
+    clf = BottleneckClassifier(
+        (16, 2, 8), max_iter=6, early_stopping=True, random_state=0
+    )
+    clf.set_callbacks(Checkpoint(path)).fit(X, y)
+    # Early stopping restores the best epoch's weights: the checkpoint's.
+    saved = torch.load(path, weights_only=True)
+    state = clf.module_.state_dict()
+    assert all(torch.equal(saved[k], state[k]) for k in state)
+
+
+def test_checkpoint_never_overwrites_a_file_it_did_not_write(small_digits, tmp_path):
+    X, _ = small_digits
+    path = tmp_path / "mine.pt"
+    path.write_bytes(b"the user's own file")
+    dae = _dae(max_iter=2).set_callbacks(Checkpoint(path))
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        dae.fit(X)
+    assert path.read_bytes() == b"the user's own file"
+    with pytest.raises(NotFittedError):
+        dae.transform(X)
+    # Asked to, it does; and a refit may replace its own file.
+    checkpoint = Checkpoint(path, overwrite=True)
+    dae.set_callbacks(checkpoint).fit(X)
+    assert torch.load(path, weights_only=True).keys() == dae.module_.state_dict().keys()
+    checkpoint.overwrite = False
+    dae.fit(X)
+
+
+def test_fit_without_callbacks_is_unchanged(small_digits):
+    X, _ = small_digits
+    a = _dae(max_iter=3).fit(X)
+    b = _dae(max_iter=3).set_callbacks(Recorder()).fit(X)
+    state_a, state_b = a.module_.state_dict(), b.module_.state_dict()
+    assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+
+
+def test_checkpoint_keeps_an_earlier_best(tmp_path):
+    from types import SimpleNamespace
+
+    path = tmp_path / "best.pt"
+    checkpoint = Checkpoint(path)
+    context = SimpleNamespace(task_name="epoch", root_uuid="run")
+    checkpoint.setup(None, context)
+    curve = []
+    for epoch, loss in enumerate([3.0, 1.0, 2.0, float("nan")]):
+        curve.append(loss)
+        module = torch.nn.Linear(2, 1)
+        torch.nn.init.constant_(module.weight, epoch)
+        fitted = SimpleNamespace(
+            loss_curve_=list(curve), validation_scores_=None, module_=module
+        )
+        assert (
+            checkpoint.on_fit_task_end(None, context, fitted_estimator=fitted) is False
+        )
+    checkpoint.teardown(None, context)
+    assert torch.load(path, weights_only=True)["weight"].eq(1).all()
+
+
+def test_progress_bar_propagates_from_a_grid_search(small_digits, capsys):
+    pytest.importorskip("rich")
+    from sklearn.callback import ProgressBar
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = small_digits
+    clf = BottleneckClassifier((16, 2, 8), max_iter=2, random_state=0)
+    search = GridSearchCV(clf, {"alpha": [1e-4, 1e-3]}, cv=2)
+    search.set_callbacks(ProgressBar(max_propagation_depth=None)).fit(X, y)
+    assert search.best_estimator_.n_iter_ == 2
+    # The bars name the estimator's own tasks, down to its epochs.
+    assert "BottleneckClassifier - fit" in capsys.readouterr().out
