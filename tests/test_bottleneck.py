@@ -1057,3 +1057,12 @@ def test_early_stopping_on_too_few_samples_says_what_to_change(n, fraction, mess
         info.value
     )
     assert "test_size" not in str(info.value)
+
+
+def test_batch_norm_with_batches_of_one_row_is_a_clear_error(data, helpers):
+    X, y = data
+    clf = make_clf(batch_size=1)
+    with pytest.raises(ValueError, match=r"batch_size=1.*batch_norm=False"):
+        clf.fit(X, y)
+    assert helpers.fitted_attributes(clf) == []
+    make_clf(batch_size=1, batch_norm=False, max_iter=1).fit(X[:20], y[:20])

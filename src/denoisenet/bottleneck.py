@@ -390,6 +390,12 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
             self, X, y, reset=not reuse, dtype=[np.float32, np.float64]
         )
         check_classification_targets(y)
+        if self.batch_norm and self.batch_size == 1:
+            raise ValueError(
+                "BottleneckClassifier(batch_norm=True) cannot train with "
+                "batch_size=1: batch normalisation needs at least 2 rows in a "
+                "batch. Set batch_size >= 2, or batch_norm=False."
+            )
         if self.batch_norm and X.shape[0] < 2:
             raise ValueError(
                 "BottleneckClassifier(batch_norm=True) cannot train on 1 sample: "
