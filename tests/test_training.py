@@ -168,11 +168,12 @@ def test_stopping_rule_is_scikit_learns(losses, tol, n_iter_no_change):
 def adaptive_reference(losses, tol, n_iter_no_change):
     """Epochs run and learning-rate factors by epoch, written out by hand.
 
-    A stall of ``n_iter_no_change // 5`` epochs divides the rate by 5 until
-    it is a hundredth of the initial one; then the constant-rate rule stops.
+    A stall that would stop a constant rate (more than ``n_iter_no_change``
+    epochs) divides the rate by 5 until it is a hundredth of the initial
+    one; then the constant-rate rule stops.
     """
     best, count, factor, factors = math.inf, 0, 1.0, []
-    patience = max(1, n_iter_no_change // 5)
+    patience = n_iter_no_change + 1
     for epoch, loss in enumerate(losses, start=1):
         factors.append(factor)
         count = count + 1 if loss > best - tol else 0

@@ -199,10 +199,9 @@ SMALLEST_LEARNING_RATE = 1e-2
 def _patience(schedule):
     """Stalled epochs before "adaptive" divides the learning rate.
 
-    scikit-learn's adaptive rate waits two epochs; a fifth of
-    ``n_iter_no_change`` is two with the default of 10.
+    scikit-learn's rule: as many as would stop training at a constant rate.
     """
-    return max(1, schedule.n_iter_no_change // 5)
+    return schedule.n_iter_no_change + 1
 
 
 def _stalled(history, schedule):
@@ -216,10 +215,9 @@ def _decay(optimizer, history, schedule):
     """Divide the learning rate on a stall; False when training should stop.
 
     With ``learning_rate="adaptive"`` (scikit-learn's rule for SGD, applied
-    to Adam's step size), a stall divides the rate by 5 and training goes
-    on; once the rate has reached a hundredth of its initial value, the
-    next stall of ``n_iter_no_change`` epochs ends training, as with a
-    constant rate.
+    to Adam's step size), a stall that would stop a constant rate divides
+    the rate by 5 instead, and training goes on; once the rate has reached a
+    hundredth of its initial value, the next such stall ends training.
     """
     if schedule.learning_rate != "adaptive" or history.annealed:
         return False

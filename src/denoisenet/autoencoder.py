@@ -99,9 +99,10 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         How Adam's step size changes during :term:`fit`. 'adaptive' is
         scikit-learn's rule for its MLPs: each time the training loss (or,
         with early stopping, the validation score) fails to improve by
-        ``tol`` for ``max(1, n_iter_no_change // 5)`` epochs, the step size
-        is divided by 5; once it is a hundredth of ``learning_rate_init``,
-        the next ``n_iter_no_change`` such epochs end training. 'constant'
+        ``tol`` for more than ``n_iter_no_change`` epochs (when a constant
+        rate would stop), the step size is divided by 5 and training goes
+        on; once it is a hundredth of ``learning_rate_init``, the next such
+        stall ends training. 'constant'
         keeps ``learning_rate_init`` and stops after ``n_iter_no_change``
         epochs without improvement. :meth:`partial_fit` always uses the
         constant rate.

@@ -200,14 +200,18 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         How Adam's step size changes during :term:`fit`. 'adaptive' is
         scikit-learn's rule for its MLPs: each time the training loss (or,
         with early stopping, the validation accuracy) fails to improve by
-        ``tol`` for ``max(1, n_iter_no_change // 5)`` epochs, the step size
-        is divided by 5; once it is a hundredth of ``learning_rate_init``,
-        the next ``n_iter_no_change`` such epochs end training. 'constant'
+        ``tol`` for more than ``n_iter_no_change`` epochs (when a constant
+        rate would stop), the step size is divided by 5 and training goes
+        on; once it is a hundredth of ``learning_rate_init``, the next such
+        stall ends training. 'constant'
         keeps ``learning_rate_init`` and stops after ``n_iter_no_change``
         epochs without improvement. :meth:`partial_fit` always uses the
         constant rate.
-    learning_rate_init : float, default=1e-3
-        Initial step size of Adam.
+    learning_rate_init : float, default=3e-3
+        Initial step size of Adam (with batch normalisation a larger step
+        than MLPClassifier's 1e-3 trains the narrow network faster and
+        better: 96.4-96.9% on the digits over three seeds, against
+        93.8-94.4% with 1e-3).
     max_iter : int, default=200
         Maximum number of epochs; training usually stops well before, when
         it has converged (see ``learning_rate``). A
@@ -344,7 +348,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         activation="relu",
         alpha=1e-4,
         batch_size="auto",
-        learning_rate_init=1e-3,
+        learning_rate_init=3e-3,
         max_iter=200,
         neighbor_weight=0.3,
         batch_norm=True,

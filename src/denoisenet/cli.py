@@ -68,11 +68,11 @@ def _max_iter_help():
     return (
         "the most epochs of the two MLPs, the DenoisingAutoencoder and the "
         "BottleneckClassifier; each stops earlier once its loss stops "
-        f"improving (default: {config.DIGITS_MAX_ITER} for all four on digits; "
-        f"on mnist and fashion-mnist {shallow} and {deep} for the two MLPs, "
-        f"{dae} for the DenoisingAutoencoder and {bottleneck} for the "
-        "BottleneckClassifier, their own defaults). LogisticRegression is "
-        "not affected"
+        f"improving (default: {dae} for the DenoisingAutoencoder and "
+        f"{bottleneck} for the BottleneckClassifier, their own defaults; "
+        f"{config.DIGITS_MLP_MAX_ITER} for the two MLPs on digits, and on mnist "
+        f"and fashion-mnist {shallow} and {deep}). LogisticRegression is not "
+        "affected"
     )
 
 

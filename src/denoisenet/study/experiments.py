@@ -161,8 +161,12 @@ def baselines(data, config, log):
     # REFERENCE.md's epochs for the two MLPs on the MNIST-sized sets: their
     # default of 200 would take most of the study's time for a few tenths
     # of a point.
-    shallow = epochs or {"max_iter": study_config.MLP_MAX_ITER[0]}
-    deep = epochs or {"max_iter": study_config.MLP_MAX_ITER[1]}
+    if config.dataset == "digits":
+        mlp_epochs = (study_config.DIGITS_MLP_MAX_ITER,) * 2
+    else:
+        mlp_epochs = study_config.MLP_MAX_ITER
+    shallow = epochs or {"max_iter": mlp_epochs[0]}
+    deep = epochs or {"max_iter": mlp_epochs[1]}
     seed = config.seed
     models = [
         LogisticRegression(max_iter=study_config.LOGREG_MAX_ITER[config.dataset]),

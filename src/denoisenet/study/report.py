@@ -13,7 +13,7 @@ import json
 import re
 from dataclasses import fields
 
-from denoisenet.study.config import MLP_MAX_ITER, StudyConfig
+from denoisenet.study.config import DIGITS_MLP_MAX_ITER, MLP_MAX_ITER, StudyConfig
 from denoisenet.study.figures import FIGURES
 
 
@@ -191,8 +191,9 @@ _NONE_MEANS = {
     "data_home": "not given",
     "n_train": "all",
     "max_iter": "not given",
-    "max_iter_used": "each of denoisenet's estimators its own default; "
-    f"{MLP_MAX_ITER[0]} and {MLP_MAX_ITER[1]} for the two MLPs",
+    "max_iter_used": "denoisenet's estimators their own defaults; the two "
+    f"MLPs {MLP_MAX_ITER[0]} and {MLP_MAX_ITER[1]} on MNIST-sized data, "
+    f"{DIGITS_MLP_MAX_ITER} on digits",
     "threads": "the libraries' defaults",
 }
 
