@@ -1,0 +1,208 @@
+"""Issue 15's targets: what the defaults give, over seeds, on three data sizes.
+
+For every seed, with default parameters only: the ``BottleneckClassifier``'s
+test accuracy, its epochs and whether it converged (no ConvergenceWarning);
+the ``DenoisingAutoencoder``'s denoised MSE and the accuracy of a
+clean-trained ``MLPClassifier`` on its output (Gaussian noise, std 0.3).
+``--old`` adds the defaults before training to convergence (30 epochs at a
+constant rate, no batch normalisation, the classifier's step 1e-3) as the
+anchor, measured in the same run.
+
+Data: ``digits`` (scikit-learn's 1,797 8x8 digits, a stratified 75/25
+split per seed), ``fm5k`` (a stratified 5,000-image subset of
+Fashion-MNIST's training set, drawn per seed, scored on its 10,000 test
+images) and ``fm`` (all 60,000 / 10,000).
+
+    python benchmarks/bench_defaults.py --data digits --seeds 5
+    python benchmarks/bench_defaults.py --data fm5k --seeds 5 --threads 1
+    python benchmarks/bench_defaults.py --data fm --seeds 5 --part bottleneck
+"""
+
+import argparse
+import time
+import warnings
+
+import _common
+import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier
+
+from denoisenet import BottleneckClassifier, DenoisingAutoencoder, GaussianPixelNoise
+
+TARGETS = {  # issue 15: (bottleneck accuracy, denoised accuracy, denoised MSE)
+    "digits": (0.95, 0.93, None),
+    "fm5k": (None, None, None),
+    "fm": (0.895, 0.86, 0.0100),
+}
+OLD = {
+    "dae": {"learning_rate": "constant", "max_iter": 30},
+    "clf": {
+        "learning_rate": "constant",
+        "max_iter": 30,
+        "batch_norm": False,
+        "learning_rate_init": 1e-3,
+    },
+}
+
+
+def load(name, seed):
+    if name == "digits":
+        X, y = load_digits(return_X_y=True)
+        X = X / 16.0
+        return train_test_split(X, y, random_state=seed, stratify=y)
+    X_train, y_train, _ = _common.load_images("train")
+    X_test, y_test, _ = _common.load_images("test")
+    if name == "fm5k":
+        X_train, _, y_train, _ = train_test_split(
+            X_train, y_train, train_size=5000, stratify=y_train, random_state=seed
+        )
+    return X_train, X_test, y_train, y_test
+
+
+def timed_fit(estimator, *args):
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        estimator.fit(*args)
+    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    return time.perf_counter() - start, converged
+
+
+def bottleneck_row(data, seed, params):
+    X_train, X_test, y_train, y_test = data
+    clf = BottleneckClassifier(random_state=seed, **params)
+    seconds, converged = timed_fit(clf, X_train, y_train)
+    return [clf.score(X_test, y_test), clf.n_iter_, seconds, converged]
+
+
+def dae_row(data, seed, params, mlp):
+    X_train, X_test, _, y_test = data
+    X_noisy = GaussianPixelNoise(0.3, random_state=seed).fit_transform(X_test)
+    dae = DenoisingAutoencoder(noise=0.3, random_state=seed, **params)
+    seconds, converged = timed_fit(dae, X_train)
+    X_denoised = dae.transform(X_noisy)
+    mse = float(np.mean((X_denoised.astype(np.float64) - X_test) ** 2))
+    return [
+        mlp.score(X_noisy, y_test),
+        mlp.score(X_denoised, y_test),
+        mse,
+        dae.n_iter_,
+        seconds,
+        converged,
+    ]
+
+
+def run(cfg):
+    variants = [("defaults", {})] + ([("old", None)] if cfg.old else [])
+    rows = {"clf": [], "dae": []}
+    for seed in range(cfg.seeds):
+        data = load(cfg.data, seed)
+        mlp = None
+        if cfg.part in ("dae", "all"):
+            mlp = MLPClassifier(max_iter=1000 if cfg.data == "digits" else 50)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                mlp.set_params(random_state=seed).fit(data[0], data[2])
+        for name, params in variants:
+            clf_params, dae_params = (
+                (OLD["clf"], OLD["dae"]) if params is None else (params, params)
+            )
+            if cfg.part in ("bottleneck", "all"):
+                row = bottleneck_row(data, seed, clf_params)
+                rows["clf"].append([name, seed, *row])
+                print("bottleneck", rows["clf"][-1], flush=True)
+            if mlp is not None:
+                row = dae_row(data, seed, dae_params, mlp)
+                rows["dae"].append([name, seed, *row])
+                print("dae", rows["dae"][-1], flush=True)
+    return rows
+
+
+def report(cfg, rows):
+    clf_target, dae_target, mse_target = TARGETS[cfg.data]
+    if rows["clf"]:
+        print(f"\n== BottleneckClassifier on {cfg.data} ==")
+        _common.print_table(
+            ["params", "seed", "accuracy", "epochs", "fit s", "converged"],
+            [
+                [n, s, f"{100 * a:.2f}%", e, f"{t:.0f}", c]
+                for n, s, a, e, t, c in rows["clf"]
+            ],
+        )
+        new = [r for r in rows["clf"] if r[0] == "defaults"]
+        worst = min(r[2] for r in new)
+        print(f"all converged: {_common.verdict(all(r[5] for r in new))}")
+        if clf_target:
+            print(
+                f"target: accuracy >= {100 * clf_target:.1f}% on every seed: "
+                f"{_common.verdict(worst >= clf_target)} (lowest {100 * worst:.2f}%)"
+            )
+        _time_ratio(rows["clf"], 4)
+    if rows["dae"]:
+        print(f"\n== DenoisingAutoencoder on {cfg.data} (clean-trained MLP) ==")
+        _common.print_table(
+            ["params", "seed", "noisy", "denoised", "MSE", "epochs", "fit s", "conv."],
+            [
+                [
+                    n,
+                    s,
+                    f"{100 * a:.1f}%",
+                    f"{100 * d:.1f}%",
+                    f"{m:.4f}",
+                    e,
+                    f"{t:.0f}",
+                    c,
+                ]
+                for n, s, a, d, m, e, t, c in rows["dae"]
+            ],
+        )
+        new = [r for r in rows["dae"] if r[0] == "defaults"]
+        print(f"all converged: {_common.verdict(all(r[7] for r in new))}")
+        if dae_target:
+            worst = min(r[3] for r in new)
+            print(
+                f"target: denoised accuracy >= {100 * dae_target:.1f}%: "
+                f"{_common.verdict(worst >= dae_target)} (lowest {100 * worst:.1f}%)"
+            )
+        if mse_target:
+            worst = max(r[4] for r in new)
+            print(
+                f"target: MSE <= {mse_target}: "
+                f"{_common.verdict(worst <= mse_target)} (highest {worst:.4f})"
+            )
+        _time_ratio(rows["dae"], 6)
+
+
+def _dae_cells(name, seed, noisy, denoised, mse, epochs, seconds, converged):
+    percent = f"{100 * noisy:.1f}%", f"{100 * denoised:.1f}%"
+    return [name, seed, *percent, f"{mse:.4f}", epochs, f"{seconds:.0f}", converged]
+
+
+def _time_ratio(rows, column):
+    old = [r[column] for r in rows if r[0] == "old"]
+    new = [r[column] for r in rows if r[0] == "defaults"]
+    if old:
+        ratio = _common.median(new) / _common.median(old)
+        print(
+            f"fit time, defaults / old defaults (median, same run): {ratio:.2f}x "
+            f"(target <= 2x: {_common.verdict(ratio <= 2)})"
+        )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", choices=sorted(TARGETS), default="digits")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--part", choices=["bottleneck", "dae", "all"], default="all")
+    parser.add_argument("--old", action="store_true", help="also the old defaults")
+    parser.add_argument("--threads", type=int, default=None)
+    cfg = parser.parse_args(argv)
+    threads, _limiter = _common.limit_threads(cfg.threads)
+    _common.print_environment(threads)
+    report(cfg, run(cfg))
+
+
+if __name__ == "__main__":
+    main()
