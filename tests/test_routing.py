@@ -26,7 +26,11 @@ def _pipe(alpha=1e-4):
     # The score request too: GridSearchCV's scoring calls Pipeline.score,
     # which routes sample_weight to the classifier's score.
     clf = clf.set_fit_request(sample_weight=True).set_score_request(sample_weight=True)
-    return make_pipeline(dae, clf)
+    pipe = make_pipeline(dae, clf)
+    if hasattr(pipe, "set_score_request"):
+        # scikit-learn before 1.8 asks for the Pipeline's own score request.
+        pipe.set_score_request(sample_weight=True)
+    return pipe
 
 
 def _weights(y):
