@@ -417,35 +417,9 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         batch_size = self._batch_size(len(data.indices))
         rows = self._penalty_rows(data)
         self._check_optimizer_scalars(rows)
-        # float(): torch's optimisers take no Fraction or other numbers.Real.
-        optimizer = _training.make_optimizer(
-            module, float(self.learning_rate_init), float(self.alpha), rows
-        )
-        if reuse:
-            # Adam's moments carry over but its hyperparameters are today's,
-            # so that set_params between fits takes effect; the moments are
-            # copied because Adam updates them in place, and a failed fit
-            # must leave the stored state as it was.
-            optimizer.load_state_dict(
-                {
-                    "state": copy.deepcopy(self._optimizer_state["state"]),
-                    "param_groups": optimizer.state_dict()["param_groups"],
-                }
-            )
+        optimizer = self._optimizer(module, rows, reuse)
         history = self._history(reuse, early_stopping)
-        schedule = _training.Schedule(
-            batch_size=batch_size,
-            max_epochs=1 if incremental else self.max_iter,
-            tol=self.tol,
-            n_iter_no_change=self.n_iter_no_change,
-            shuffle=self.shuffle,
-            early_stopping=early_stopping,
-            verbose=self.verbose,
-            warn_on_max_iter=not incremental,
-            # partial_fit runs one epoch a call: there is no stall to act on.
-            learning_rate="constant" if incremental else self.learning_rate,
-            min_batch_rows=self._min_batch_rows(),
-        )
+        schedule = self._schedule(batch_size, incremental, early_stopping)
         generators = (
             torch_generator(shuffle_seed),
             torch_generator(noise_seed, device),
@@ -465,6 +439,41 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         self._check_trained(module, optimizer, data, device, history)
         self._commit(module.eval(), optimizer, history)
         return self
+
+    def _optimizer(self, module, rows, reuse):
+        """Adam over ``module``, carrying the stored moments when ``reuse``."""
+        # float(): torch's optimisers take no Fraction or other numbers.Real.
+        optimizer = _training.make_optimizer(
+            module, float(self.learning_rate_init), float(self.alpha), rows
+        )
+        if reuse:
+            # Adam's moments carry over but its hyperparameters are today's,
+            # so that set_params between fits takes effect; the moments are
+            # copied because Adam updates them in place, and a failed fit
+            # must leave the stored state as it was.
+            optimizer.load_state_dict(
+                {
+                    "state": copy.deepcopy(self._optimizer_state["state"]),
+                    "param_groups": optimizer.state_dict()["param_groups"],
+                }
+            )
+        return optimizer
+
+    def _schedule(self, batch_size, incremental, early_stopping):
+        """The parameters that steer the training loop, for this call."""
+        return _training.Schedule(
+            batch_size=batch_size,
+            max_epochs=1 if incremental else self.max_iter,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            shuffle=self.shuffle,
+            early_stopping=early_stopping,
+            verbose=self.verbose,
+            warn_on_max_iter=not incremental,
+            # partial_fit runs one epoch a call: there is no stall to act on.
+            learning_rate="constant" if incremental else self.learning_rate,
+            min_batch_rows=self._min_batch_rows(),
+        )
 
     def _check_network_fits(self, network_args, device, copies, pickled=False):
         """Raise ValueError before allocating a network that cannot fit."""

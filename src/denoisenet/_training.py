@@ -238,6 +238,17 @@ def _restore(module, optimizer, snapshot):
     optimizer.load_state_dict(snapshot[1])
 
 
+def _keep_interrupted(epoch, history):
+    """Ctrl-C after ``epoch`` completed epochs: warn, and record it."""
+    warnings.warn(
+        f"Training interrupted by the user after {epoch} epoch(s); "
+        "keeping the weights of the last completed epoch.",
+        UserWarning,
+        stacklevel=6,
+    )
+    history.interrupted = True
+
+
 def _validate(module, objective, data):
     module.eval()
     with torch.no_grad():
@@ -282,13 +293,7 @@ def train(
                 _restore(module, optimizer, last)
                 if epoch == 0:
                     raise
-                warnings.warn(
-                    f"Training interrupted by the user after {epoch} epoch(s); "
-                    "keeping the weights of the last completed epoch.",
-                    UserWarning,
-                    stacklevel=5,
-                )
-                history.interrupted = True
+                _keep_interrupted(epoch, history)
                 break
             if not math.isfinite(loss):
                 raise NonFiniteLossError(
