@@ -8,14 +8,19 @@ import pytest
 PAGES = Path(__file__).parents[1] / "docs" / "user_guide"
 
 
-def _run(page, tmp_path, monkeypatch):
+@pytest.mark.filterwarnings("error")
+def test_getting_started_page_runs_without_warnings(tmp_path, monkeypatch):
+    _run("../getting_started.rst", tmp_path, monkeypatch)
+
+
+def _run(page, tmp_path, monkeypatch, minimum=10):
     monkeypatch.chdir(tmp_path)  # the pages write files to the current folder
     result = doctest.testfile(
         str(PAGES / page),
         module_relative=False,
         optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
     )
-    assert result.attempted > 10
+    assert result.attempted > minimum
     assert result.failed == 0, f"{result.failed} examples of {page} failed"
 
 
