@@ -1066,3 +1066,24 @@ def test_batch_norm_with_batches_of_one_row_is_a_clear_error(data, helpers):
         clf.fit(X, y)
     assert helpers.fitted_attributes(clf) == []
     make_clf(batch_size=1, batch_norm=False, max_iter=1).fit(X[:20], y[:20])
+
+
+def test_decode_gives_the_class_probabilities_of_points_of_the_map(data):
+    X, y = data
+    clf = make_clf().fit(X, y)
+    np.testing.assert_allclose(
+        clf.decode(clf.transform(X)), clf.predict_proba(X), rtol=1e-5, atol=1e-7
+    )
+    # Any point of the plane, not only an image's, has probabilities.
+    proba = clf.decode(np.random.default_rng(0).normal(size=(20, 2)) * 10)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize(
+    "Z", [np.zeros((3, 3)), np.zeros(2), [["a", "b"]], np.full((2, 2), np.nan)]
+)
+def test_decode_rejects_what_is_no_point_of_the_map(data, Z):
+    X, y = data
+    clf = make_clf().fit(X, y)
+    with pytest.raises(ValueError):
+        clf.decode(Z)

@@ -14,6 +14,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from denoisenet.plotting import (  # noqa: E402
+    plot_class_regions,
     plot_digits,
     plot_embedding,
     plot_loss_curve,
@@ -228,3 +229,57 @@ def no_matplotlib(monkeypatch):
 def test_missing_matplotlib_names_the_extra(no_matplotlib, draw):
     with pytest.raises(ImportError, match=r'pip install "denoisenet\[plot\]"'):
         draw()
+
+
+@pytest.fixture(scope="module")
+def fitted_map():
+    from sklearn.datasets import load_digits
+
+    from denoisenet import BottleneckClassifier
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[y < 3], y[y < 3]
+    clf = BottleneckClassifier((16, 2, 8), random_state=0, max_iter=40).fit(X, y)
+    return clf, clf.transform(X), y
+
+
+def test_class_regions_are_the_decoded_classes_of_the_grid(fitted_map):
+    clf, Z, y = fitted_map
+    ax = plot_class_regions(clf, Z, y, resolution=30)
+    regions = np.asarray(ax.images[0].get_array())
+    assert regions.shape == (30, 30)
+    x0, x1, y0, y1 = ax.images[0].get_extent()
+    # The grid spans every mapped point; a corner's colour is its class.
+    assert x0 < Z[:, 0].min() and x1 > Z[:, 0].max()
+    assert y0 < Z[:, 1].min() and y1 > Z[:, 1].max()
+    corner = clf.decode([[x0, y0]]).argmax()
+    assert regions[0, 0] == corner
+    assert set(np.unique(regions)) <= {0, 1, 2}
+    # Each class's points share the colour of its region.
+    assert len(ax.collections) == 3
+
+
+def test_points_take_the_colours_of_the_classifiers_classes(fitted_map):
+    clf, Z, y = fitted_map
+    only_two = y > 0  # class 0 absent: the colours must not shift
+    ax = plot_class_regions(clf, Z[only_two], y[only_two], resolution=10)
+    full = plot_class_regions(clf, Z, y, resolution=10)
+    assert np.allclose(
+        ax.collections[1].get_facecolor(), full.collections[1].get_facecolor()
+    )
+
+
+@pytest.mark.parametrize(
+    "Z, resolution",
+    [
+        (np.zeros((3, 3)), 10),
+        (np.full((3, 2), np.nan), 10),
+        (np.zeros((0, 2)), 10),
+        (np.zeros((3, 2)), 1),
+        (np.zeros((3, 2)), 10**6),
+    ],
+)
+def test_class_regions_reject_bad_input(fitted_map, Z, resolution):
+    clf, _, _ = fitted_map
+    with pytest.raises(ValueError):
+        plot_class_regions(clf, Z, resolution=resolution)

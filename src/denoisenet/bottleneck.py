@@ -7,7 +7,12 @@ import torch
 from sklearn.base import ClassifierMixin, TransformerMixin
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import (
+    check_array,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 
 from denoisenet._base import BOOL, Domain, NeuralEstimatorBase, interval, layer_sizes
 from denoisenet._networks import bottleneck_network, bottleneck_parameter_count
@@ -649,6 +654,42 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         return self._infer(
             X, lambda m, b: m.encode(b), self._code_width(), dtype=X.dtype
         )
+
+    def decode(self, Z):
+        """Class probabilities of points of the bottleneck's plane.
+
+        The classifier's second half on its own: the two numbers per image
+        that :meth:`transform` returns are all it needs, so any point of the
+        map, not only an image's, has class probabilities. A grid over the
+        map shows the class regions (see
+        :func:`~denoisenet.plotting.plot_class_regions`).
+
+        Parameters
+        ----------
+        Z : array-like of shape (n_samples, bottleneck width)
+            Points of the bottleneck, for instance from :meth:`transform`.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``; ``decode(transform(X))`` equals
+            ``predict_proba(X)`` to float32 rounding.
+        """
+        check_is_fitted(self)
+        Z = check_array(Z, dtype=[np.float32, np.float64])
+        if Z.shape[1] != self._code_width():
+            raise ValueError(
+                f"Z has {Z.shape[1]} features, but the bottleneck of this "
+                f"BottleneckClassifier has {self._code_width()} units."
+            )
+        log_proba = self._infer(
+            Z,
+            lambda m, b: torch.log_softmax(m.head(b).double(), dim=1),
+            len(self.classes_),
+            dtype=np.float64,
+            scale=False,
+        )
+        return np.exp(log_proba, out=log_proba)
 
     def get_feature_names_out(self, input_features=None):
         """Names of the bottleneck units: ``bottleneck0``, ``bottleneck1``, ...

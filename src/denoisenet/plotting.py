@@ -15,7 +15,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["plot_digits", "plot_embedding", "plot_loss_curve"]
+__all__ = ["plot_class_regions", "plot_digits", "plot_embedding", "plot_loss_curve"]
 
 _INSTALL_HINT = 'pip install "denoisenet[plot]"'
 
@@ -157,7 +157,7 @@ def plot_digits(
     return fig
 
 
-def plot_embedding(Z, y, *, ax=None, title=None, class_names=None):
+def plot_embedding(Z, y, *, ax=None, title=None, class_names=None, classes=None):
     """Scatter a 2-D map of the data, one colour per class, with a legend.
 
     Parameters
@@ -172,8 +172,12 @@ def plot_embedding(Z, y, *, ax=None, title=None, class_names=None):
     title : str, default=None
         Title of the Axes.
     class_names : sequence of str, default=None
-        Legend text of the classes, in the sorted order of ``np.unique(y)``;
-        None shows the labels themselves.
+        Legend text of the classes, in the order of ``classes``; None shows
+        the labels themselves.
+    classes : array-like, default=None
+        The class labels in the order of their colours (a classifier's
+        ``classes_``, so that colours match its regions); None means
+        ``np.unique(y)``. Every label of ``y`` must be among them.
 
     Returns
     -------
@@ -183,6 +187,7 @@ def plot_embedding(Z, y, *, ax=None, title=None, class_names=None):
     See Also
     --------
     plot_digits : Show the images themselves.
+    plot_class_regions : The map over a classifier's class regions.
 
     Examples
     --------
@@ -201,7 +206,9 @@ def plot_embedding(Z, y, *, ax=None, title=None, class_names=None):
         raise ValueError(f"Z must have shape (n_samples, 2); got {Z.shape}.")
     if y.shape != (len(Z),):
         raise ValueError(f"y must have shape ({len(Z)},); got {y.shape}.")
-    classes = np.unique(y)
+    classes = np.unique(y) if classes is None else np.asarray(classes)
+    if not np.isin(y, classes).all():
+        raise ValueError("y holds labels that are not in classes.")
     if class_names is not None and len(class_names) != len(classes):
         raise ValueError(
             f"class_names has {len(class_names)} entries for {len(classes)} classes."
@@ -233,6 +240,93 @@ def plot_embedding(Z, y, *, ax=None, title=None, class_names=None):
         loc="center left",
         bbox_to_anchor=(1.0, 0.5),
     )
+    if title is not None:
+        ax.set_title(title)
+    return ax
+
+
+def plot_class_regions(
+    classifier, Z, y=None, *, ax=None, resolution=200, title=None, class_names=None
+):
+    """A classifier's class regions over its 2-D map, with the mapped points.
+
+    Every point of a grid over the map is decoded to its most probable class
+    (:meth:`~denoisenet.BottleneckClassifier.decode`): the two numbers per
+    image that the bottleneck keeps decide the class.
+
+    Parameters
+    ----------
+    classifier : fitted BottleneckClassifier
+        A classifier with a 2-unit bottleneck.
+    Z : array-like of shape (n_samples, 2)
+        Mapped points, ``classifier.transform(X)``; the grid spans them.
+    y : array-like of shape (n_samples,), default=None
+        Their classes; None draws the regions only.
+    ax : matplotlib Axes, default=None
+        Where to draw; None creates a new Figure with one Axes.
+    resolution : int, default=200
+        Grid points along each axis.
+    title : str, default=None
+        Title of the Axes.
+    class_names : sequence of str, default=None
+        Legend text of the classes, in the order of ``classifier.classes_``.
+
+    Returns
+    -------
+    ax : matplotlib.axes.Axes
+        The Axes: the regions as an image, the points on top.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sklearn.datasets import load_digits
+    >>> from denoisenet import BottleneckClassifier
+    >>> from denoisenet.plotting import plot_class_regions
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = BottleneckClassifier((32, 2, 16), random_state=0).fit(X, y)
+    >>> ax = plot_class_regions(clf, clf.transform(X), y, resolution=50)
+    >>> ax.images[0].get_array().shape
+    (50, 50)
+    """
+    Z = np.asarray(Z, dtype=np.float64)
+    if Z.ndim != 2 or Z.shape[1] != 2 or not np.isfinite(Z).all() or not len(Z):
+        raise ValueError(
+            f"Z must be finite, of shape (n_samples, 2); got shape {Z.shape}."
+        )
+    if not (isinstance(resolution, int) and 2 <= resolution <= 2000):
+        raise ValueError(f"resolution must be an int in [2, 2000]; got {resolution!r}.")
+    low, high = Z.min(axis=0), Z.max(axis=0)
+    pad = 0.05 * np.maximum(high - low, 1e-6)
+    xs, ys = (
+        np.linspace(a, b, resolution)
+        for a, b in zip(low - pad, high + pad, strict=True)
+    )
+    grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+    regions = classifier.decode(grid).argmax(axis=1).reshape(resolution, resolution)
+    if ax is None:
+        ax = _new_axes((6.5, 5.0))
+    from matplotlib import colormaps
+    from matplotlib.colors import ListedColormap
+
+    n_classes = len(classifier.classes_)
+    cmap = colormaps["tab10" if n_classes <= 10 else "tab20"]
+    colours = ListedColormap([cmap(k % cmap.N) for k in range(n_classes)])
+    ax.imshow(
+        regions,
+        origin="lower",
+        extent=(xs[0], xs[-1], ys[0], ys[-1]),
+        cmap=colours,
+        vmin=-0.5,
+        vmax=n_classes - 0.5,
+        alpha=0.3,
+        aspect="auto",
+        interpolation="nearest",
+    )
+    if y is not None:
+        plot_embedding(
+            Z, y, ax=ax, class_names=class_names, classes=classifier.classes_
+        )
     if title is not None:
         ax.set_title(title)
     return ax
