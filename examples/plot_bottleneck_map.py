@@ -145,3 +145,23 @@ plt.show()
 #
 # Unlike t-SNE, the bottleneck is a function: ``transform`` places new
 # images on the same map without refitting.
+
+# %%
+# Two numbers per image suffice
+# -----------------------------
+# The classifier's second half needs only the two numbers of the map:
+# ``decode`` gives the class probabilities of any point of the plane, so a
+# grid over the map shows which class each region stands for, and the
+# mapped images fall into their regions.
+from denoisenet.plotting import plot_class_regions
+
+fig, ax = plt.subplots(figsize=(7, 5), layout="constrained")
+plot_class_regions(
+    clf,
+    maps["bottleneck + neighbours"],
+    y_map,
+    ax=ax,
+    class_names=class_names,
+    title="class regions of the map",
+)
+plt.show()
