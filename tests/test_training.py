@@ -69,6 +69,7 @@ def run(
     *,
     max_epochs,
     module=None,
+    optimizer=None,
     data=None,
     history=None,
     early_stopping=False,
@@ -76,7 +77,8 @@ def run(
 ):
     module = tiny_module() if module is None else module
     data = tiny_data() if data is None else data
-    optimizer = make_optimizer(module, 0.01, 0.0, N_ROWS)
+    if optimizer is None:
+        optimizer = make_optimizer(module, 0.01, 0.0, N_ROWS)
     schedule = Schedule(
         **{
             "batch_size": N_ROWS,
@@ -209,26 +211,14 @@ def test_adaptive_rate_divides_by_5_on_stalls_then_stops(losses, n_iter_no_chang
     module = tiny_module()
     optimizer = make_optimizer(module, 0.01, 0.0, N_ROWS)
     rates = []
-    schedule = Schedule(
-        batch_size=N_ROWS,
+    _, _, history = run(
+        Objective(lr_recording(list(losses), rates, [optimizer])),
         max_epochs=len(losses),
-        shuffle=False,
-        warn_on_max_iter=False,
+        module=module,
+        optimizer=optimizer,
         tol=TOL,
         n_iter_no_change=n_iter_no_change,
         learning_rate="adaptive",
-    )
-    history = History.start(False)
-    objective = Objective(lr_recording(list(losses), rates, [optimizer]))
-    train(
-        module,
-        optimizer,
-        objective,
-        tiny_data(),
-        schedule,
-        history,
-        generators(),
-        "cpu",
     )
     epochs, factors = adaptive_reference(losses, TOL, n_iter_no_change)
     assert history.n_iter == epochs
@@ -239,25 +229,12 @@ def test_constant_rate_never_changes_the_learning_rate():
     module = tiny_module()
     optimizer = make_optimizer(module, 0.01, 0.0, N_ROWS)
     rates = []
-    losses = [1.0] * 6
-    schedule = Schedule(
-        batch_size=N_ROWS,
+    _, _, history = run(
+        Objective(lr_recording([1.0] * 6, rates, [optimizer])),
         max_epochs=6,
-        shuffle=False,
-        warn_on_max_iter=False,
+        module=module,
+        optimizer=optimizer,
         n_iter_no_change=3,
-    )
-    objective = Objective(lr_recording(losses, rates, [optimizer]))
-    history = History.start(False)
-    train(
-        module,
-        optimizer,
-        objective,
-        tiny_data(),
-        schedule,
-        history,
-        generators(),
-        "cpu",
     )
     assert history.n_iter == 5
     assert rates == [0.01] * 5

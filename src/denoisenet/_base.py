@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import train_test_split
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from denoisenet import _training, callbacks
 from denoisenet._doclink import DocLinkMixin
@@ -727,6 +727,17 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
     def _validated(self, X):
         check_is_fitted(self)
         return validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+
+    def _checked_codes(self, Z, layer):
+        """``Z`` as points of the fitted network's narrowest ``layer``."""
+        check_is_fitted(self)
+        Z = check_array(Z, dtype=[np.float32, np.float64])
+        if Z.shape[1] != self._code_width():
+            raise ValueError(
+                f"Z has {Z.shape[1]} features, but the {layer} of this "
+                f"{type(self).__name__} has {self._code_width()} units."
+            )
+        return Z
 
     def _code_width(self):
         """Width of the narrowest hidden layer of the fitted network."""

@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 from sklearn.base import OneToOneFeatureMixin, TransformerMixin, clone
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import validate_data
 
 from denoisenet._base import (
     Domain,
@@ -370,13 +370,7 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         X : ndarray of shape (n_samples, `n_features_in_`)
             The decoded images.
         """
-        check_is_fitted(self)
-        Z = check_array(Z, dtype=[np.float32, np.float64])
-        if Z.shape[1] != self._code_width():
-            raise ValueError(
-                f"Z has {Z.shape[1]} features, but the code of this "
-                f"DenoisingAutoencoder has {self._code_width()}."
-            )
+        Z = self._checked_codes(Z, "code")
         out = self._infer(
             Z, lambda m, b: m.decode(b), self.n_features_in_, dtype=Z.dtype, scale=False
         )

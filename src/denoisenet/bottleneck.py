@@ -8,7 +8,6 @@ from sklearn.base import ClassifierMixin, TransformerMixin
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
-    check_array,
     check_is_fitted,
     column_or_1d,
     validate_data,
@@ -675,13 +674,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
             Columns follow ``classes_``; ``decode(transform(X))`` equals
             ``predict_proba(X)`` to float32 rounding.
         """
-        check_is_fitted(self)
-        Z = check_array(Z, dtype=[np.float32, np.float64])
-        if Z.shape[1] != self._code_width():
-            raise ValueError(
-                f"Z has {Z.shape[1]} features, but the bottleneck of this "
-                f"BottleneckClassifier has {self._code_width()} units."
-            )
+        Z = self._checked_codes(Z, "bottleneck")
         log_proba = self._infer(
             Z,
             lambda m, b: torch.log_softmax(m.head(b).double(), dim=1),
