@@ -39,3 +39,18 @@ def test_readme_example_prints_what_readme_shows_without_warnings():
     # The point of the example: denoising recovers what the noise took.
     assert printed["denoised"] > printed["noisy"]
     assert printed["pipeline"] > printed["noisy"]
+
+
+def test_getting_started_shows_the_numbers_that_readme_shows():
+    # The page runs the same code (tests/test_docs_pages.py) but cannot
+    # compare printed floats within a tolerance; its figures are README's,
+    # which the test above checks against a fresh run.
+    page = README.parent / "docs" / "getting_started.rst"
+    shown = _numbers(next(b for b in _blocks("text") if "pipeline:" in b))
+    text = page.read_text()
+    found = re.search(r"noisy: ([0-9.]+), denoised: ([0-9.]+)", text)
+    pipeline = re.search(r"pipeline on noisy images: ([0-9.]+)", text)
+    assert found and pipeline
+    assert float(found[1]) == round(shown["noisy"], 2)
+    assert float(found[2]) == round(shown["denoised"], 2)
+    assert float(pipeline[1]) == round(shown["pipeline"], 2)
