@@ -6,7 +6,7 @@ Python puts the folder of the script it runs on ``sys.path``.
 - :func:`limit_threads` gives torch (``torch.set_num_threads``) and the BLAS
   and OpenMP pools of numpy, scipy and scikit-learn (threadpoolctl) one
   thread count, so every anchor of a comparison runs with the same number.
-- :func:`print_environment` prints versions, threads and CPUs.
+- :func:`print_environment` prints versions, threads, CPUs and the CPU model.
 - :func:`load_images` reads Fashion-MNIST from the local IDX files, or
   stands in random data with a loud note when they are missing.
 - :func:`measure_matmul_peak` measures this machine's fp32 matrix-product
@@ -51,8 +51,20 @@ def limit_threads(threads=None):
     return threads, limiter
 
 
+def cpu_model():
+    """The CPU's model name, as /proc/cpuinfo or the platform module gives it."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def print_environment(threads):
-    """Versions, thread counts and CPU count, on a few lines."""
+    """Versions, thread counts, CPU count and model, on a few lines."""
     print(
         f"python {platform.python_version()} ({sys.platform}), "
         f"numpy {np.__version__}, scikit-learn {sklearn.__version__}, "
@@ -69,6 +81,7 @@ def print_environment(threads):
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = cpus
+    print(f"CPU model: {cpu_model()}")
     print(
         f"CPUs: {cpus} (usable by this process: {usable}); threads: {threads} "
         f"(torch.get_num_threads() = {torch.get_num_threads()}, "

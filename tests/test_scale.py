@@ -355,6 +355,133 @@ def test_partial_fit_over_chunks(small_digits):
     assert dae.n_iter_ == 2 * len(chunks)
 
 
+# -- out-of-core: 8-bit images on disk ----------------------------------------------
+
+
+def _pixels(X):
+    """The digits as 8-bit pixels spanning 0 to 255 (the range fit learns)."""
+    pixels = np.rint(X * 255).astype(np.uint8)
+    pixels[0, 0], pixels[1, 0] = 0, 255
+    return pixels
+
+
+def _on_disk(tmp_path, X, name="pixels.u8"):
+    """``X`` written to a file and opened again as a read-only memmap."""
+    path = tmp_path / name
+    writer = np.memmap(path, dtype=X.dtype, mode="w+", shape=X.shape)
+    writer[:] = X
+    writer.flush()
+    del writer
+    return np.memmap(path, dtype=X.dtype, mode="r", shape=X.shape)
+
+
+def _fit(make, method, X, y, **params):
+    estimator = make(**params)
+    if make is make_dae:
+        return getattr(estimator, method)(X)
+    if method == "partial_fit":
+        return estimator.partial_fit(X, y, classes=np.unique(y))
+    return estimator.fit(X, y)
+
+
+def _same_model(a, b):
+    """Bit-identical weights and the same curves."""
+    sa, sb = a.module_.state_dict(), b.module_.state_dict()
+    return (
+        sa.keys() == sb.keys()
+        and all(torch.equal(sa[k], sb[k]) for k in sa)
+        and a.loss_curve_ == b.loss_curve_
+        and a.validation_scores_ == b.validation_scores_
+    )
+
+
+@pytest.mark.parametrize("make", [make_dae, make_clf])
+@pytest.mark.parametrize(
+    "method, params",
+    [("fit", {}), ("fit", {"early_stopping": True}), ("partial_fit", {})],
+)
+def test_uint8_memmap_trains_exactly_as_float_data(
+    small_digits, tmp_path, make, method, params
+):
+    X, y = small_digits
+    pixels = _pixels(X)
+    disk = _on_disk(tmp_path, pixels)
+    on_disk = _fit(make, method, disk, y, **params)
+    # The same model, bit for bit, as from the pixels converted to float32
+    # (what fit did before 8-bit data were scaled batch by batch) ...
+    in_memory = _fit(make, method, pixels.astype(np.float32), y, **params)
+    assert (on_disk.data_min_, on_disk.data_range_) == (0.0, 255.0)
+    assert _same_model(on_disk, in_memory)
+    # ... and as from float data already divided by 255, which fit leaves
+    # as they are.
+    unit = _fit(make, method, pixels.astype(np.float32) / 255, y, **params)
+    assert (unit.data_min_, unit.data_range_) == (0.0, 1.0)
+    assert _same_model(on_disk, unit)
+    # Inference on the memmap answers as on the float array, in float32.
+    methods = ["transform", "encode"] if make is make_dae else ["predict_proba"]
+    for name in methods:
+        got = getattr(on_disk, name)(disk)
+        assert got.dtype == (np.float32 if make is make_dae else np.float64)
+        np.testing.assert_array_equal(
+            got, getattr(in_memory, name)(pixels.astype(np.float32))
+        )
+    # The file was never written to.
+    np.testing.assert_array_equal(disk, pixels)
+
+
+def test_uint8_data_with_an_offset_scale_as_float_data(small_digits):
+    X, y = small_digits
+    pixels = (np.rint(X * 200) + 30).astype(np.uint8)
+    kept = pixels.copy()
+    eight_bit = make_clf().fit(pixels, y)
+    floats = make_clf().fit(pixels.astype(np.float64), y)
+    assert (eight_bit.data_min_, eight_bit.data_range_) == (30.0, 200.0)
+    assert _same_model(eight_bit, floats)
+    np.testing.assert_array_equal(eight_bit.predict(pixels), floats.predict(pixels))
+    np.testing.assert_array_equal(pixels, kept)
+
+
+def test_the_range_of_uint8_data_is_read_in_chunks(small_digits, monkeypatch):
+    import denoisenet._base
+
+    X, _ = small_digits
+    pixels = np.full((300, X.shape[1]), 100, dtype=np.uint8)
+    pixels[-1, -1], pixels[150, 3] = 7, 250  # in the last and a middle chunk
+    monkeypatch.setattr(denoisenet._base, "_RANGE_CHUNK_BYTES", 10 * X.shape[1])
+    dae = make_dae(max_iter=1).fit(pixels)
+    assert (dae.data_min_, dae.data_range_) == (7.0, 243.0)
+
+
+def test_uint8_training_data_are_never_copied_to_float(
+    small_digits, tmp_path, monkeypatch
+):
+    X, y = small_digits
+    disk = _on_disk(tmp_path, np.resize(_pixels(X), (20000, X.shape[1])))
+    labels = np.resize(y, len(disk))
+    seen = []
+    original = _training.run_epoch
+
+    def run_epoch(module, optimizer, objective, data, *args):
+        seen.append((data.X.dtype, np.shares_memory(data.X.numpy(), disk)))
+        return original(module, optimizer, objective, data, *args)
+
+    monkeypatch.setattr(_training, "run_epoch", run_epoch)
+    make_dae(max_iter=1).fit(disk)
+    make_clf(max_iter=1).partial_fit(disk, labels, classes=np.unique(y))
+    # The loop gathers its batches from the file's own pages.
+    assert seen == [(torch.uint8, True)] * 2
+    # Nothing the size of the float32 data (4x the file) is allocated: not
+    # by validation, the range, the loop or inference.
+    float_bytes = disk.size * 4
+    _, peak = _traced_peak(lambda: make_dae(max_iter=1).fit(disk))
+    assert peak < float_bytes / 8
+    _, peak = _traced_peak(lambda: make_clf(max_iter=1).fit(disk, labels))
+    assert peak < float_bytes / 8
+    dae = make_dae(max_iter=1).fit(disk)
+    codes, peak = _traced_peak(lambda: dae.encode(disk))
+    assert peak <= codes.nbytes + float_bytes / 8
+
+
 def _dask_chunks(X, y):
     da = pytest.importorskip("dask.array")
     pytest.importorskip("dask_ml")

@@ -43,6 +43,7 @@ from denoisenet._validation import (
 
 __all__ = [
     "BOOL",
+    "INPUT_DTYPES",
     "RANDOM_STATE",
     "Domain",
     "NeuralEstimatorBase",
@@ -51,6 +52,7 @@ __all__ = [
     "exact_kernels",
     "interval",
     "one_of",
+    "output_dtype",
     "resolve_device",
     "resolve_image_shape",
     "seed_generators",
@@ -59,6 +61,50 @@ __all__ = [
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+# The dtypes that the estimators take as they are; others become float32
+# (the first). 8-bit images stay 8-bit and are scaled batch by batch.
+INPUT_DTYPES = [np.float32, np.float64, np.uint8]
+
+# Rows of 8-bit images that a pass over them (the range) reads at once.
+_RANGE_CHUNK_BYTES = 64 * 2**20
+
+
+def output_dtype(X):
+    """float64 for float64 input, float32 for any other."""
+    return np.float64 if X.dtype == np.float64 else np.float32
+
+
+def _uint8_range(X):
+    """Minimum and maximum of 8-bit ``X``, in one pass over chunks of rows.
+
+    One pass rather than ``np.min`` and ``np.max``: on a memmap larger than
+    the page cache each of those would read the file from disk.
+    """
+    step = max(1, _RANGE_CHUNK_BYTES // max(1, X.shape[1]))
+    low, high = 255, 0
+    for start in range(0, X.shape[0], step):
+        chunk = X[start : start + step]
+        low, high = min(low, int(chunk.min())), max(high, int(chunk.max()))
+        if (low, high) == (0, 255):
+            break  # the widest range that 8 bits can hold
+    return float(low), float(high)
+
+
+class _Uint8Scaling:
+    """Scale batches of 8-bit images as ``_scaled_tensor`` scales arrays.
+
+    float32 subtraction and division are exactly rounded, in torch as in
+    numpy, so a batch scaled here is bit for bit the rows of the scaled
+    whole array. A class rather than a closure, so that it pickles.
+    """
+
+    def __init__(self, low, span):
+        self.low = float(np.float32(low))
+        self.span = float(np.float32(span))
+
+    def __call__(self, batch):
+        return batch.to(torch.float32).sub_(self.low).div_(self.span)
 
 
 def seed_generators(random_state, n=1, salt=0):
@@ -353,7 +399,10 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         return torch.from_numpy(scaled)
 
     def _learn_range(self, X):
-        low, high = float(np.min(X)), float(np.max(X))
+        if X.dtype == np.uint8:
+            low, high = _uint8_range(X)
+        else:
+            low, high = float(np.min(X)), float(np.max(X))
         span = high - low
         # The scaling runs in float32: values or a range beyond its largest
         # value would become infinite there, and the loss NaN.
@@ -540,7 +589,7 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
             rows = data.indices[: self._inference_batch_size].to(data.X.device)
             module.eval()
             with torch.inference_mode(), exact_kernels(device):
-                output = module(data.X[rows].to(device))
+                output = module(data.inputs(rows, device))
             finite = bool(torch.isfinite(output).all())
         if not finite:
             raise _training.NonFiniteLossError(
@@ -623,7 +672,15 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         return rows * mean if mean > 0 else rows
 
     def _training_data(self, X, targets, weights, early_stopping, seed, device):
-        X_t = self._scaled_tensor(X)
+        scale = None
+        if X.dtype == np.uint8:
+            # 8-bit images (a memmap of a data set larger than memory, say)
+            # stay 8-bit; each batch is scaled as it is drawn, exactly as
+            # the whole array would have been.
+            X_t = as_tensor(X)
+            scale = _Uint8Scaling(self.data_min_, self.data_range_)
+        else:
+            X_t = self._scaled_tensor(X)
         n = X_t.shape[0]
         if device.type == "cuda" and _fits_on_gpu(X_t, device):
             # One copy up front beats a host-to-device transfer per batch.
@@ -631,13 +688,13 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
             targets = None if targets is None else targets.to(device)
             weights = None if weights is None else weights.to(device)
         indices = torch.arange(n)
-        data = _training.TrainingData(X_t, indices, targets, weights)
+        data = _training.TrainingData(X_t, indices, targets, weights, scale=scale)
         if not early_stopping:
             return _without_unweighted_rows(data)
         stratify = targets.cpu().numpy() if self._stratify else None
         train_rows, val_rows = self._validation_split(n, stratify, seed)
         data.indices = torch.from_numpy(train_rows)
-        data.X_val = X_t[val_rows]
+        data.X_val = data.inputs(torch.from_numpy(val_rows).to(X_t.device), X_t.device)
         data.targets_val = None if targets is None else targets[val_rows]
         return _without_unweighted_rows(data)
 
@@ -726,7 +783,9 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
 
     def _validated(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        # uint8 is kept: batches are scaled one at a time, so 8-bit images
+        # (on disk, say) are never copied to float32 as a whole.
+        return validate_data(self, X, reset=False, dtype=INPUT_DTYPES)
 
     def _checked_codes(self, Z, layer):
         """``Z`` as points of the fitted network's narrowest ``layer``."""

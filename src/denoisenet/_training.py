@@ -50,7 +50,12 @@ class Objective:
 
 @dataclass
 class TrainingData:
-    """Tensors on the host; ``indices`` selects the rows to train on."""
+    """Tensors on the host; ``indices`` selects the rows to train on.
+
+    ``scale``, when given, turns a batch of rows of ``X`` into the float32
+    inputs of the network: 8-bit images stay 8-bit in memory (a memmap,
+    say) and are scaled one batch at a time, never as a whole.
+    """
 
     X: torch.Tensor
     indices: torch.Tensor
@@ -58,6 +63,12 @@ class TrainingData:
     weights: torch.Tensor | None = None
     X_val: torch.Tensor | None = None
     targets_val: torch.Tensor | None = None
+    scale: Callable | None = None
+
+    def inputs(self, rows, device):
+        """The network's inputs: ``rows`` (a tensor) of ``X``, on ``device``."""
+        batch = self.X.index_select(0, rows).to(device, non_blocking=True)
+        return batch if self.scale is None else self.scale(batch)
 
 
 @dataclass
@@ -147,10 +158,11 @@ def _batches(data, batch_size, shuffle, generator, device, min_rows=1):
         starts.pop()
     for start, stop in itertools.pairwise([*starts, len(indices)]):
         rows = indices[start:stop]
-        yield tuple(
+        targets, weights = (
             None if t is None else t.index_select(0, rows).to(device, non_blocking=True)
-            for t in (data.X, data.targets, data.weights)
+            for t in (data.targets, data.weights)
         )
+        yield data.inputs(rows, device), targets, weights
 
 
 def run_epoch(module, optimizer, objective, data, schedule, generators, device):

@@ -6,10 +6,12 @@ from sklearn.base import OneToOneFeatureMixin, TransformerMixin, clone
 from sklearn.utils.validation import validate_data
 
 from denoisenet._base import (
+    INPUT_DTYPES,
     Domain,
     NeuralEstimatorBase,
     interval,
     layer_sizes,
+    output_dtype,
     seed_generators,
     thread_budget,
     torch_generator,
@@ -254,7 +256,7 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
             self.noise._check_params()
 
     def _prepare(self, X, y, sample_weight, classes, reuse):
-        X = validate_data(self, X, reset=not reuse, dtype=[np.float32, np.float64])
+        X = validate_data(self, X, reset=not reuse, dtype=INPUT_DTYPES)
         return X, None, None
 
     def _network_kwargs(self):
@@ -336,7 +338,9 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
             float64 for float64 input, float32 otherwise.
         """
         X = self._validated(X)
-        out = self._infer(X, lambda m, b: m(b), self.n_features_in_, dtype=X.dtype)
+        out = self._infer(
+            X, lambda m, b: m(b), self.n_features_in_, dtype=output_dtype(X)
+        )
         return self._unscale(out)
 
     def encode(self, X):
@@ -354,7 +358,7 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         """
         X = self._validated(X)
         return self._infer(
-            X, lambda m, b: m.encode(b), self._code_width(), dtype=X.dtype
+            X, lambda m, b: m.encode(b), self._code_width(), dtype=output_dtype(X)
         )
 
     def decode(self, Z):

@@ -13,7 +13,15 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from denoisenet._base import BOOL, Domain, NeuralEstimatorBase, interval, layer_sizes
+from denoisenet._base import (
+    BOOL,
+    INPUT_DTYPES,
+    Domain,
+    NeuralEstimatorBase,
+    interval,
+    layer_sizes,
+    output_dtype,
+)
 from denoisenet._networks import bottleneck_network, bottleneck_parameter_count
 from denoisenet._training import Objective
 from denoisenet.export import ClassProbabilities, Encoding
@@ -395,9 +403,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
     # -- the hooks of NeuralEstimatorBase ---------------------------------
 
     def _prepare(self, X, y, sample_weight, classes, reuse):
-        X, y = validate_data(
-            self, X, y, reset=not reuse, dtype=[np.float32, np.float64]
-        )
+        X, y = validate_data(self, X, y, reset=not reuse, dtype=INPUT_DTYPES)
         check_classification_targets(y)
         if self.batch_norm and self.batch_size == 1:
             raise ValueError(
@@ -651,7 +657,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         """
         X = self._validated(X)
         return self._infer(
-            X, lambda m, b: m.encode(b), self._code_width(), dtype=X.dtype
+            X, lambda m, b: m.encode(b), self._code_width(), dtype=output_dtype(X)
         )
 
     def decode(self, Z):
