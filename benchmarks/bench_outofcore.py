@@ -18,8 +18,9 @@ end.
    ``--subset`` rows (60,000 by default) held in memory as float32 in
    [0, 1], the fastest input the estimator takes. The subset's epoch and
    an epoch on the memmap's first ``--subset`` rows run in ``--rounds``
-   interleaved rounds (best of each). Target: the big memmap epoch takes at
-   most 1.3x the in-memory time per image.
+   interleaved rounds, half before and half after the big epoch (best of
+   each; the spread shows how much the machine's speed drifted). Target:
+   the big memmap epoch takes at most 1.3x the in-memory time per image.
 
 The file is written just before the measurement, so its pages are in the
 page cache: the figures are for a data set that fits the page cache but
@@ -119,7 +120,7 @@ def main(argv=None):
         help=f"use {QUICK_SAMPLES:,} rows instead of --n-samples",
     )
     parser.add_argument("--subset", type=int, default=60_000)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--dir", default=None, help="folder for the temporary file")
     parser.add_argument("--seed", type=int, default=0)
@@ -146,10 +147,24 @@ def main(argv=None):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def subset_round(subset, head, seed, times):
+    times["in-memory float32"].append(epoch_seconds(subset, seed))
+    times["memmap uint8"].append(epoch_seconds(head, seed))
+
+
 def run(X, args):
     n_samples = X.shape[0]
+    subset = np.ascontiguousarray(X[: args.subset], dtype=np.float32)
+    subset /= 255
+    head = X[: args.subset]
+    times = {"in-memory float32": [], "memmap uint8": []}
     # Warm-up: torch's kernels and thread pools, outside the measurements.
     epoch_seconds(X[:2000], args.seed)
+    # Rounds on the subsets before and after the big epoch, so that a
+    # drift of the machine's speed shows in their spread.
+    before = (args.rounds + 1) // 2
+    for _ in range(before):
+        subset_round(subset, head, args.seed, times)
     gc.collect()
     baseline = rss_anon()
     with PeakSampler() as sampler:
@@ -157,26 +172,22 @@ def run(X, args):
     print(
         f"1 epoch on the {n_samples:,}-row memmap: {big:.1f} s, "
         f"{big / n_samples * 1e6:.1f} us/image; RssAnon before "
-        f"{baseline / 2**20:.0f} MiB, peak {sampler.peak / 2**20:.0f} MiB"
+        f"{baseline / 2**20:.0f} MiB (the {subset.nbytes / 2**20:.0f} MiB float32 "
+        f"subset included), peak {sampler.peak / 2**20:.0f} MiB"
     )
+    for _ in range(args.rounds - before):
+        subset_round(subset, head, args.seed, times)
 
-    subset = np.ascontiguousarray(X[: args.subset], dtype=np.float32)
-    subset /= 255
-    head = X[: args.subset]
-    times = {"in-memory float32": [], "memmap uint8": []}
-    for _ in range(args.rounds):
-        times["in-memory float32"].append(epoch_seconds(subset, args.seed))
-        times["memmap uint8"].append(epoch_seconds(head, args.seed))
     best = {name: min(values) for name, values in times.items()}
     reference = best["in-memory float32"] / args.subset
     rows = [
         [
             f"{name}, {args.subset:,} rows",
-            f"{seconds:.2f}",
-            f"{seconds / args.subset * 1e6:.1f}",
-            f"{seconds / args.subset / reference:.2f}x",
+            " / ".join(f"{v:.2f}" for v in times[name]),
+            f"{best[name] / args.subset * 1e6:.1f}",
+            f"{best[name] / args.subset / reference:.2f}x",
         ]
-        for name, seconds in best.items()
+        for name in times
     ]
     rows.append(
         [
@@ -186,7 +197,7 @@ def run(X, args):
             f"{big / n_samples / reference:.2f}x",
         ]
     )
-    print(f"\nseconds of one epoch (best of {args.rounds} for the subsets)")
+    print("\nseconds of one epoch (each round; us / image of the best)")
     _common.print_table(["data", "s / epoch", "us / image", "vs in-memory"], rows)
     ratio = big / n_samples / reference
     print(

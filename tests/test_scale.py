@@ -12,7 +12,10 @@ import logging
 import math
 import os
 import pickle
+import subprocess
+import sys
 import threading
+import time
 import tracemalloc
 import warnings
 
@@ -25,8 +28,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
+import denoisenet._base
 from denoisenet import BottleneckClassifier, DenoisingAutoencoder, _training
-from denoisenet._base import thread_budget
+from denoisenet._base import auto_threads, thread_budget
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -150,15 +154,89 @@ def test_threading_backend_fits_with_one_torch_thread(
     assert _fresh_thread_torch_threads() == two_torch_threads
 
 
-def test_fit_in_the_main_thread_keeps_its_thread_count(
+def test_fit_in_the_main_thread_gets_back_its_thread_count(
     small_digits, monkeypatch, two_torch_threads
 ):
     X, _ = small_digits
     epochs = []
     monkeypatch.setattr(_training, "run_epoch", _recording_run_epoch(epochs))
-    make_dae().fit(X)
-    assert [threads for _, threads in epochs] == [two_torch_threads] * 2
+    monkeypatch.setattr(denoisenet._base, "_busy_cpus", lambda: 0)
+    monkeypatch.setattr(denoisenet._base, "_usable_cpus", lambda: 2)
+    make_dae(n_threads=1).fit(X)
+    # Wide enough for 'auto' to use torch's two threads on an idle machine.
+    wide = make_dae(hidden_layer_sizes=(1024, 8, 1024)).fit(X)
+    assert [threads for _, threads in epochs] == [1, 1, 2, 2]
+    # Inference too, but one image is no work for two threads.
+    seen = []
+    wide.module_.encoder.register_forward_pre_hook(
+        lambda module, args: seen.append(torch.get_num_threads())
+    )
+    wide.transform(X)
+    wide.transform(X[:1])
+    assert seen == [2, 1]
     assert torch.get_num_threads() == two_torch_threads
+    assert _fresh_thread_torch_threads() == two_torch_threads
+
+
+@pytest.mark.parametrize(
+    "rows, widths, busy, expected",
+    [
+        (256, (64, 256, 128, 256), 0, 1),  # the digits: small work, one thread
+        (256, (784, 256, 128, 256), 0, 2),  # Fashion-MNIST on an idle machine
+        (256, (784, 256, 128, 256), 1, 1),  # ... beside one busy process
+        (256, (784, 256, 128, 256), 5, 1),  # ... beside many
+        (4096, (64, 16), 0, 2),  # small layers, large batches
+    ],
+)
+def test_auto_threads_follow_the_work_and_the_idle_cpus(
+    monkeypatch, two_torch_threads, rows, widths, busy, expected
+):
+    monkeypatch.setattr(denoisenet._base, "_busy_cpus", lambda: busy)
+    monkeypatch.setattr(denoisenet._base, "_usable_cpus", lambda: 2)
+    assert auto_threads(rows, widths) == expected
+    # Never more than torch's own count.
+    torch.set_num_threads(1)
+    assert auto_threads(rows, widths) == 1
+
+
+def test_busy_cpus_counts_a_spinning_process():
+    if not os.path.exists("/proc/loadavg"):
+        pytest.skip("needs Linux's /proc/loadavg")
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        during = max(denoisenet._base._busy_cpus() for _ in range(5))
+    finally:
+        spinner.kill()
+        spinner.wait()
+    # The spinning process is seen, whatever else the machine runs.
+    assert during >= 1
+
+
+def test_n_threads_inference_and_worker_threads(
+    small_digits, monkeypatch, two_torch_threads
+):
+    X, _ = small_digits
+    dae = make_dae(n_threads=2).fit(X)
+    seen = []
+    dae.module_.encoder.register_forward_pre_hook(
+        lambda module, args: seen.append(torch.get_num_threads())
+    )
+    dae.transform(X)
+    dae.set_params(n_threads=1).transform(X)
+    assert seen == [2, 1]
+    # An explicit count holds in a worker thread too; 'auto' there is one.
+    epochs = []
+    monkeypatch.setattr(_training, "run_epoch", _recording_run_epoch(epochs))
+    joblib.Parallel(n_jobs=2, backend="threading")(
+        joblib.delayed(make_dae(n_threads=n).fit)(X) for n in (2, "auto")
+    )
+    assert sorted(threads for _, threads in epochs) == [1, 1, 2, 2]
+    assert torch.get_num_threads() == two_torch_threads
+    with pytest.raises(ValueError, match="'n_threads' parameter"):
+        dae.set_params(n_threads=0).transform(X)
+    with pytest.raises(ValueError, match="'n_threads' parameter"):
+        make_dae(n_threads="many").fit(X)
 
 
 def test_loky_workers_fit_with_their_share_of_the_cores(small_digits):

@@ -10,9 +10,11 @@ import inspect
 import io
 import math
 import numbers
+import os
 import pickle
 import reprlib
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -48,6 +50,7 @@ __all__ = [
     "Domain",
     "NeuralEstimatorBase",
     "as_tensor",
+    "auto_threads",
     "check_params",
     "exact_kernels",
     "interval",
@@ -268,15 +271,18 @@ def _openmp_controller():
 
 
 @contextlib.contextmanager
-def thread_budget():
-    """Use one torch thread per worker thread, as joblib's processes do.
+def thread_budget(threads=None):
+    """Run torch's CPU kernels of this thread on ``threads`` threads.
 
-    torch's intra-op thread count is per thread. In the threading backend
-    of joblib (or any thread pool) every worker would otherwise start as
-    many OpenMP threads as there are cores, and OpenMP's spin-waiting makes
-    the oversubscribed workers many times slower than one worker. joblib's
-    process workers already get ``OMP_NUM_THREADS=1`` worth of threads; this
-    gives threads the same budget. The main thread is left alone.
+    ``None`` uses one torch thread per worker thread, as joblib's processes
+    do, and leaves the main thread alone. torch's intra-op thread count is
+    per thread. In the threading backend of joblib (or any thread pool)
+    every worker would otherwise start as many OpenMP threads as there are
+    cores, and OpenMP's spin-waiting makes the oversubscribed workers many
+    times slower than one worker. joblib's process workers already get
+    ``OMP_NUM_THREADS=1`` worth of threads; this gives threads the same
+    budget. An int sets that count, in any thread; a budget inside another
+    one with ``threads=None`` changes nothing.
 
     ``torch.set_num_threads`` is not used: it also sets the process-wide
     count that every thread takes on at its first parallel call, so a thread
@@ -286,23 +292,76 @@ def thread_budget():
     back exactly the count it had. Where torch runs no OpenMP, the budget
     changes nothing.
     """
-    in_main = threading.current_thread() is threading.main_thread()
-    if in_main or getattr(_budget_local, "inside", False):
-        yield
-        return
+    inside = getattr(_budget_local, "inside", False)
+    if threads is None:
+        if inside or threading.current_thread() is threading.main_thread():
+            yield
+            return
+        threads = 1
     # A thread takes on the process-wide count at its first parallel torch
     # call; that call comes now, so that it cannot undo the limit below.
     torch.get_num_threads()
     controller = _openmp_controller()
     limit = (
-        contextlib.nullcontext() if controller is None else controller.limit(limits=1)
+        contextlib.nullcontext()
+        if controller is None
+        else controller.limit(limits=int(threads))
     )
     _budget_local.inside = True
     try:
         with limit:
             yield
     finally:
-        _budget_local.inside = False
+        _budget_local.inside = inside
+
+
+# Below this many multiply-adds per row of a layer (rows of a batch times
+# the widest layer), a second torch thread gains less than it costs in
+# synchronisation; see ``auto_threads``.
+SMALL_WORK = 2**17
+
+
+def _busy_cpus():
+    """CPUs that other tasks keep busy now, from Linux's run queue.
+
+    The fourth field of ``/proc/loadavg`` counts the tasks runnable at this
+    instant (this one included); the least of a few readings, a
+    millisecond apart, leaves out tasks that only pass through. Unknown
+    (not Linux) counts as none.
+    """
+    try:
+        readings = []
+        for _ in range(3):
+            with open("/proc/loadavg", encoding="ascii") as f:
+                readings.append(int(f.read().split()[3].split("/")[0]))
+            time.sleep(0.001)
+    except (OSError, ValueError, IndexError):
+        return 0
+    return max(0, min(readings) - 1)
+
+
+def _usable_cpus():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def auto_threads(rows, widths):
+    """The torch threads that ``n_threads='auto'`` gives a main-thread call.
+
+    One thread for small work (``rows`` times the widest of ``widths``
+    below ``SMALL_WORK``), where threads only add synchronisation; else
+    torch's own count (``torch.get_num_threads()``), but no more than the
+    CPUs that other processes leave idle: OpenMP threads that spin-wait
+    against a busy process make training many times slower than one
+    thread.
+    """
+    available = torch.get_num_threads()
+    if available <= 1 or rows * max(widths) < SMALL_WORK:
+        return 1
+    idle = _usable_cpus() - _busy_cpus()
+    return max(1, min(available, idle))
 
 
 def _without_unweighted_rows(data):
@@ -370,7 +429,7 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
     def _check_params(self):
         check_params(self, {**COMMON_DOMAINS, **self._extra_domains})
 
-    def _check_inference_params(self, names=("device",)):
+    def _check_inference_params(self, names=("device", "n_threads")):
         """Check the parameters that inference reads, as fit checks all.
 
         ``set_params`` after fit can change them; inference must refuse a
@@ -378,6 +437,19 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         """
         domains = {**COMMON_DOMAINS, **self._extra_domains}
         check_params(self, {name: domains[name] for name in names})
+
+    def _threads(self, rows):
+        """torch threads for batches of ``rows`` rows; None: ``thread_budget``'s rule.
+
+        ``n_threads='auto'`` leaves worker threads to ``thread_budget`` (one
+        thread each) and gives the main thread :func:`auto_threads`.
+        """
+        if self.n_threads != "auto":
+            return int(self.n_threads)
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        args = self._network_args
+        return auto_threads(rows, (args["n_features"], *args["hidden_layer_sizes"]))
 
     def _batch_size(self, n_samples):
         if self.batch_size == "auto":
@@ -473,7 +545,7 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
             torch_generator(shuffle_seed),
             torch_generator(noise_seed, device),
         )
-        with exact_kernels(device):
+        with exact_kernels(device), thread_budget(self._threads(batch_size)):
             _training.train(
                 module,
                 optimizer,
@@ -835,7 +907,9 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         device = next(module.parameters()).device
         out = np.empty((X.shape[0], n_outputs), dtype=dtype)
         step = self._inference_batch_size
-        with torch.inference_mode(), thread_budget(), exact_kernels(device):
+        # The padding of a short call is no work worth more threads.
+        threads = self._threads(min(step, X.shape[0]))
+        with torch.inference_mode(), thread_budget(threads), exact_kernels(device):
             for start in range(0, X.shape[0], step):
                 rows = X[start : start + step]
                 batch = self._scaled_tensor(rows) if scale else _float32_tensor(rows)
@@ -914,6 +988,8 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         name = type(self).__name__
         if not isinstance(state, dict):
             raise _damaged(name, f"its state is a {type(state).__name__}, not a dict")
+        if "n_threads" not in state:  # saved before the parameter existed
+            state = {**state, "n_threads": "auto"}
         if isinstance(state.get("module_"), bytes):
             state = dict(state)
             # Every network argument is checked, and the size of the network

@@ -234,4 +234,5 @@ COMMON_DOMAINS = {
     "device": Domain(
         "one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps' or a torch.device", _is_device
     ),
+    "n_threads": one_of("auto") | interval("int", 1, None),
 }

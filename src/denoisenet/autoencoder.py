@@ -138,6 +138,16 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
     device : str or torch.device, default='auto'
         'auto' (CUDA when available, else the CPU), 'cpu', 'cuda',
         'cuda:N' or 'mps'. Asking for a device that is absent is an error.
+    n_threads : int or 'auto', default='auto'
+        torch threads that training and inference use on the CPU. 'auto'
+        picks them from the size of the work: one thread when a batch is
+        small (its rows times the widest layer, input included, below
+        131,072: the 8x8 digits, say), where more threads only wait on each
+        other; else torch's count (:func:`torch.get_num_threads`), but no
+        more than the CPUs that other processes leave idle, since threads
+        that spin-wait against a busy process can make training many times
+        slower. In a worker thread (joblib's threading backend, Dask) 'auto'
+        is one thread. An int uses that many threads; see :ref:`scaling`.
 
     Attributes
     ----------
@@ -226,6 +236,7 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         verbose=0,
         warm_start=False,
         device="auto",
+        n_threads="auto",
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.noise = noise
@@ -247,6 +258,7 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         self.verbose = verbose
         self.warm_start = warm_start
         self.device = device
+        self.n_threads = n_threads
 
     # -- the hooks of NeuralEstimatorBase ---------------------------------
 
@@ -404,7 +416,7 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         X = self._validated(X)
         # score reads noise and random_state, which set_params may have
         # changed since fit.
-        self._check_inference_params(("device", "noise", "random_state"))
+        self._check_inference_params(("device", "n_threads", "noise", "random_state"))
         if isinstance(self.noise, _PixelNoise):
             self.noise._check_params()
         noise = self._noise_model()
@@ -418,7 +430,7 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
             self._scaled_tensor(X[start : start + step])
             for start in range(0, X.shape[0], step)
         )
-        with thread_budget():
+        with thread_budget(self._threads(min(step, X.shape[0]))):
             error = _denoising_error(module, batches, corrupt, seed)
         score = -float(error) * self.data_range_**2
         if not np.isfinite(score):

@@ -284,6 +284,16 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
     device : str or torch.device, default='auto'
         'auto' (CUDA when available, else the CPU), 'cpu', 'cuda',
         'cuda:N' or 'mps'.
+    n_threads : int or 'auto', default='auto'
+        torch threads that training and inference use on the CPU. 'auto'
+        picks them from the size of the work: one thread when a batch is
+        small (its rows times the widest layer, input included, below
+        131,072: the 8x8 digits, say), where more threads only wait on each
+        other; else torch's count (:func:`torch.get_num_threads`), but no
+        more than the CPUs that other processes leave idle, since threads
+        that spin-wait against a busy process can make training many times
+        slower. In a worker thread (joblib's threading backend, Dask) 'auto'
+        is one thread. An int uses that many threads; see :ref:`scaling`.
 
     Attributes
     ----------
@@ -376,6 +386,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         verbose=0,
         warm_start=False,
         device="auto",
+        n_threads="auto",
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.architecture = architecture
@@ -399,6 +410,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         self.verbose = verbose
         self.warm_start = warm_start
         self.device = device
+        self.n_threads = n_threads
 
     # -- the hooks of NeuralEstimatorBase ---------------------------------
 

@@ -121,10 +121,15 @@ class _PixelNoise(DocLinkMixin, OneToOneFeatureMixin, TransformerMixin, BaseEsti
 
 
 def _draw(kind, X, generator):
-    out = torch.empty_like(X, memory_format=torch.contiguous_format)
     if kind == "normal":
-        return out.normal_(generator=generator)
+        return _draw_normal(X, generator)
+    out = torch.empty_like(X, memory_format=torch.contiguous_format)
     return out.uniform_(generator=generator)
+
+
+def _draw_normal(X, generator):
+    out = torch.empty_like(X, memory_format=torch.contiguous_format)
+    return out.normal_(generator=generator)
 
 
 def _scalar(value, X):

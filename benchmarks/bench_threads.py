@@ -1,0 +1,191 @@
+"""The default thread count (``n_threads='auto'``) against fixed counts.
+
+``DenoisingAutoencoder(max_iter=--epochs)`` at its defaults is fitted on
+two data sets: 5,000 Fashion-MNIST training images (``fm5k``, 784 pixels:
+work large enough for several threads) and scikit-learn's 1,797 8x8 digits
+(``digits``, 64 pixels: small work), with ``n_threads`` set to 'auto' (the
+default), 1 and 2, in two conditions:
+
+- ``idle``: nothing that this script starts runs beside the fit (other
+  jobs on the machine may; the run queue is printed first);
+- ``busy``: one competing process (``--busy`` of them) spins a Python
+  ``while True`` loop throughout.
+
+Each setting runs ``--repeat`` times, interleaved (auto, 1, 2, auto, ...)
+after a warm-up fit; the table shows the best time of each, and the count
+that 'auto' picked. Target: in both conditions and on both data sets, the
+default takes at most 1.1x the time of the best fixed count.
+
+torch's own count (``--threads``, default torch's default) is the most
+that 'auto' uses; it is printed with the environment.
+
+Run it from the repository root (a minute or two)::
+
+    python benchmarks/bench_threads.py
+    python benchmarks/bench_threads.py --repeat 3 --epochs 2
+"""
+
+import argparse
+import subprocess
+import sys
+import time
+
+import _common
+import numpy as np
+import torch
+from sklearn.datasets import load_digits
+
+import denoisenet._base
+from denoisenet import DenoisingAutoencoder
+
+TARGET_RATIO = 1.1
+SETTINGS = ("auto", 1, 2)
+
+
+def run_queue():
+    """Tasks runnable now (the fourth field of /proc/loadavg), or '?'."""
+    try:
+        with open("/proc/loadavg", encoding="ascii") as f:
+            return f.read().split()[3]
+    except OSError:
+        return "?"
+
+
+class Busy:
+    """``n`` processes that spin a Python loop while the block runs."""
+
+    def __init__(self, n):
+        self.n = n
+        self.processes = []
+
+    def __enter__(self):
+        self.processes = [
+            subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            for _ in range(self.n)
+        ]
+        time.sleep(0.5)  # let the scheduler see them
+        return self
+
+    def __exit__(self, *exc):
+        for process in self.processes:
+            process.kill()
+        for process in self.processes:
+            process.wait()
+
+
+def fit_seconds(X, n_threads, epochs, picked):
+    """Seconds of one fit; appends the count 'auto' picked to ``picked``."""
+    original = denoisenet._base.auto_threads
+
+    def recording(*args):
+        count = original(*args)
+        picked.append(count)
+        return count
+
+    denoisenet._base.auto_threads = recording
+    try:
+        dae = DenoisingAutoencoder(
+            max_iter=epochs, n_threads=n_threads, random_state=0, device="cpu"
+        )
+        start = time.perf_counter()
+        dae.fit(X)
+        return time.perf_counter() - start
+    finally:
+        denoisenet._base.auto_threads = original
+
+
+def measure(datasets, args):
+    """{(data, setting): [seconds, ...]} and {data: counts 'auto' picked}."""
+    times, picked = {}, {}
+    for name, X in datasets.items():
+        fit_seconds(X[:500], "auto", 1, [])  # warm-up
+        picked[name] = []
+        for _ in range(args.repeat):
+            for setting in SETTINGS:
+                seconds = fit_seconds(X, setting, args.epochs, picked[name])
+                times.setdefault((name, setting), []).append(seconds)
+    return times, picked
+
+
+def report(condition, datasets, times, picked):
+    met = True
+    rows = []
+    for name in datasets:
+        best = {s: min(times[(name, s)]) for s in SETTINGS}
+        fixed = min(best[1], best[2])
+        ratio = best["auto"] / fixed
+        met &= ratio <= TARGET_RATIO
+        counts = sorted(set(picked[name]))
+        rows.append(
+            [
+                f"{condition}, {name}",
+                f"{best['auto']:.2f}",
+                f"{best[1]:.2f}",
+                f"{best[2]:.2f}",
+                "/".join(str(c) for c in counts),
+                f"{ratio:.2f}x",
+            ]
+        )
+    return rows, met
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--busy", type=int, default=1)
+    parser.add_argument("--n-samples", type=int, default=5000)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    if min(args.epochs, args.repeat, args.busy, args.n_samples) < 1:
+        parser.error("--epochs, --repeat, --busy and --n-samples must be positive")
+
+    # torch's count only: 'auto' caps at it, and the settings 1 and 2 set
+    # their own.
+    threads = args.threads or torch.get_num_threads()
+    torch.set_num_threads(threads)
+    _common.print_environment(threads)
+    _common.quiet_convergence_warnings()
+    fm, _, _ = _common.load_images("train", args.n_samples)
+    digits = (load_digits().data / 16.0).astype(np.float32)
+    datasets = {f"fm{args.n_samples // 1000}k": fm, "digits": digits}
+    print(
+        f"DenoisingAutoencoder(max_iter={args.epochs}) at its defaults; best of "
+        f"{args.repeat}, interleaved; run queue now: {run_queue()}"
+    )
+
+    rows, verdicts = [], []
+    for condition in ("idle", "busy"):
+        if condition == "busy":
+            with Busy(args.busy):
+                print(
+                    f"busy: {args.busy} spinning process(es); run queue {run_queue()}"
+                )
+                times, picked = measure(datasets, args)
+        else:
+            times, picked = measure(datasets, args)
+        condition_rows, met = report(condition, datasets, times, picked)
+        rows += condition_rows
+        verdicts.append((condition, met))
+    print()
+    _common.print_table(
+        [
+            "condition, data",
+            "auto s",
+            "1 thread s",
+            "2 threads s",
+            "auto picked",
+            "auto / best fixed",
+        ],
+        rows,
+    )
+    print()
+    for condition, met in verdicts:
+        print(
+            f"target: default within {TARGET_RATIO}x of the best fixed count "
+            f"({condition}, both data sets): {_common.verdict(met)}"
+        )
+
+
+if __name__ == "__main__":
+    main()
