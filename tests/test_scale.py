@@ -433,6 +433,47 @@ def test_partial_fit_over_chunks(small_digits):
     assert dae.n_iter_ == 2 * len(chunks)
 
 
+# -- subnormal numbers ------------------------------------------------------------
+
+
+def test_training_flushes_subnormal_numbers_and_restores_the_mode(
+    small_digits, monkeypatch
+):
+    from denoisenet._base import _flushing_denormals
+
+    X, y = small_digits
+    seen = []
+    original = _training.run_epoch
+
+    def run_epoch(*args):
+        seen.append(_flushing_denormals())
+        return original(*args)
+
+    monkeypatch.setattr(_training, "run_epoch", run_epoch)
+    assert not _flushing_denormals()
+    make_dae().fit(X)
+    make_clf().partial_fit(X, y, classes=np.unique(y))
+    assert seen == [True] * 3
+    assert not _flushing_denormals()
+    # A mode that the caller set stays set.
+    if torch.set_flush_denormal(True):
+        try:
+            make_dae().fit(X)
+            assert _flushing_denormals()
+        finally:
+            torch.set_flush_denormal(False)
+
+    # A fit that fails in training restores it too.
+    def failing_epoch(*args):
+        seen.append(_flushing_denormals())
+        raise RuntimeError("failed epoch")
+
+    monkeypatch.setattr(_training, "run_epoch", failing_epoch)
+    with pytest.raises(RuntimeError, match="failed epoch"):
+        make_dae().fit(X)
+    assert seen[-1] and not _flushing_denormals()
+
+
 # -- out-of-core: 8-bit images on disk ----------------------------------------------
 
 
