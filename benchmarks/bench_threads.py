@@ -12,9 +12,11 @@ default), 1 and 2, in two conditions:
   ``while True`` loop throughout.
 
 Each setting runs ``--repeat`` times, interleaved (auto, 1, 2, auto, ...)
-after a warm-up fit; the table shows the best time of each, and the count
-that 'auto' picked. Target: in both conditions and on both data sets, the
-default takes at most 1.1x the time of the best fixed count.
+after a warm-up fit; the table shows the best time of each, the count
+that 'auto' picked, and the largest spread (slowest / fastest) of the
+repeats of one setting, a measure of the machine's drift. Target: in both
+conditions and on both data sets, the default takes at most 1.1x the time
+of the best fixed count.
 
 torch's own count (``--threads``, default torch's default) is the most
 that 'auto' uses; it is printed with the environment.
@@ -116,6 +118,9 @@ def report(condition, datasets, times, picked):
         ratio = best["auto"] / fixed
         met &= ratio <= TARGET_RATIO
         counts = sorted(set(picked[name]))
+        # The spread of repeated fits of one setting: how much the
+        # machine's speed drifted while the script ran.
+        spread = max(max(v) / min(v) for k, v in times.items() if k[0] == name)
         rows.append(
             [
                 f"{condition}, {name}",
@@ -124,6 +129,7 @@ def report(condition, datasets, times, picked):
                 f"{best[2]:.2f}",
                 "/".join(str(c) for c in counts),
                 f"{ratio:.2f}x",
+                f"{spread:.2f}x",
             ]
         )
     return rows, met
@@ -176,6 +182,7 @@ def main(argv=None):
             "2 threads s",
             "auto picked",
             "auto / best fixed",
+            "max spread",
         ],
         rows,
     )
