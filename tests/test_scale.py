@@ -824,6 +824,20 @@ def test_training_shares_float32_data_in_the_unit_range(small_digits, monkeypatc
 
 
 @pytest.mark.parametrize("make", [make_dae, make_clf])
+def test_a_model_saved_before_n_threads_existed_loads_with_the_default(
+    small_digits, make
+):
+    X, y = small_digits
+    fitted = make(n_threads=1).fit(X, y)
+    state = fitted.__getstate__()
+    del state["n_threads"]
+    loaded = type(fitted).__new__(type(fitted))
+    loaded.__setstate__(state)
+    assert loaded.n_threads == "auto"
+    np.testing.assert_array_equal(loaded.transform(X), fitted.transform(X))
+
+
+@pytest.mark.parametrize("make", [make_dae, make_clf])
 def test_pickled_state_loads_with_map_location_and_weights_only(small_digits, make):
     X, y = small_digits
     estimator = make().fit(X, y)

@@ -353,9 +353,10 @@ def thread_budget(threads=None):
         _budget_local.inside = inside
 
 
-# Below this many multiply-adds per row of a layer (rows of a batch times
-# the widest layer), a second torch thread gains less than it costs in
-# synchronisation; see ``auto_threads``.
+# A batch whose rows times its widest layer stay below this is too little
+# work for a second torch thread, which costs more in synchronisation than
+# it gains: the default networks on the 8x8 digits (256 x 256) are below,
+# on 28x28 images (256 x 784) above. See ``auto_threads``.
 SMALL_WORK = 2**17
 
 
@@ -363,16 +364,17 @@ def _busy_cpus():
     """CPUs that other tasks keep busy now, from Linux's run queue.
 
     The fourth field of ``/proc/loadavg`` counts the tasks runnable at this
-    instant (this one included); the least of a few readings, a
+    instant (this one included); the least of three readings, half a
     millisecond apart, leaves out tasks that only pass through. Unknown
     (not Linux) counts as none.
     """
+    readings = []
     try:
-        readings = []
-        for _ in range(3):
+        for attempt in range(3):
+            if attempt:
+                time.sleep(0.0005)
             with open("/proc/loadavg", encoding="ascii") as f:
                 readings.append(int(f.read().split()[3].split("/")[0]))
-            time.sleep(0.001)
     except (OSError, ValueError, IndexError):
         return 0
     return max(0, min(readings) - 1)
@@ -477,10 +479,11 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         check_params(self, {name: domains[name] for name in names})
 
     def _threads(self, rows):
-        """torch threads for batches of ``rows`` rows; None: ``thread_budget``'s rule.
+        """torch threads for batches of ``rows`` rows, or None.
 
-        ``n_threads='auto'`` leaves worker threads to ``thread_budget`` (one
-        thread each) and gives the main thread :func:`auto_threads`.
+        None leaves the count to ``thread_budget``: ``n_threads='auto'`` in
+        a worker thread is one thread; in the main thread it is
+        :func:`auto_threads`.
         """
         if self.n_threads != "auto":
             return int(self.n_threads)

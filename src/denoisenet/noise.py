@@ -128,6 +128,8 @@ def _draw(kind, X, generator):
 
 
 def _draw_normal(X, generator):
+    # A function of its own so that benchmarks/bench_noise.py can time the
+    # draw inside a fit.
     out = torch.empty_like(X, memory_format=torch.contiguous_format)
     return out.normal_(generator=generator)
 
