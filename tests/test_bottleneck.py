@@ -394,9 +394,10 @@ def test_convergence_warning_when_max_iter_ends_training(data):
         # The first epoch sets the best loss; with tol=10 every later one
         # stalls, and n_iter_no_change=1 stops at the second stall.
         ("constant", 3),
-        # Each stall of two epochs first divides the rate by 5 (1, 1/5, 1/25,
-        # 1/125: three stalls to reach a hundredth); the fourth stops it.
-        ("adaptive", 9),
+        # Each stalled epoch (half of n_iter_no_change + 1) first divides the
+        # rate by 5 (1, 1/5, 1/25, 1/125: three stalls to reach a hundredth);
+        # then a stall of two epochs stops it.
+        ("adaptive", 6),
     ],
 )
 def test_no_convergence_warning_when_training_stalls_early(data, learning_rate, epochs):

@@ -164,7 +164,7 @@ def test_fit_in_the_main_thread_gets_back_its_thread_count(
     monkeypatch.setattr(denoisenet._base, "_usable_cpus", lambda: 2)
     make_dae(n_threads=1).fit(X)
     # Wide enough for 'auto' to use torch's two threads on an idle machine.
-    wide = make_dae(hidden_layer_sizes=(1024, 8, 1024)).fit(X)
+    wide = make_dae(hidden_layer_sizes=(1024, 8, 1024), batch_size=200).fit(X)
     assert [threads for _, threads in epochs] == [1, 1, 2, 2]
     # Inference too, but one image is no work for two threads.
     seen = []
@@ -582,19 +582,28 @@ def test_uint8_training_data_are_never_copied_to_float(
 
     def run_epoch(module, optimizer, objective, data, *args):
         seen.append((data.X.dtype, np.shares_memory(data.X.numpy(), disk)))
+        if data.X_val is not None:
+            held_out.append((type(data.X_val), data.X_val.raw.dtype))
         return original(module, optimizer, objective, data, *args)
 
+    held_out = []
     monkeypatch.setattr(_training, "run_epoch", run_epoch)
     make_dae(max_iter=1).fit(disk)
     make_clf(max_iter=1).partial_fit(disk, labels, classes=np.unique(y))
     # The loop gathers its batches from the file's own pages.
     assert seen == [(torch.uint8, True)] * 2
+    # The held-out rows of early stopping ('auto' holds out a share of
+    # 20,000 rows) stay 8-bit too, scaled a chunk at a time.
+    assert held_out == [(_training.ScaledRows, torch.uint8)]
     # Nothing the size of the float32 data (4x the file) is allocated: not
     # by validation, the range, the loop or inference.
+    # (Without early stopping, whose validation score scales the held-out
+    # rows in chunks of a few thousand, a few times this small file's rows.)
     float_bytes = disk.size * 4
-    _, peak = _traced_peak(lambda: make_dae(max_iter=1).fit(disk))
+    fit = {"max_iter": 1, "early_stopping": False}
+    _, peak = _traced_peak(lambda: make_dae(**fit).fit(disk))
     assert peak < float_bytes / 8
-    _, peak = _traced_peak(lambda: make_clf(max_iter=1).fit(disk, labels))
+    _, peak = _traced_peak(lambda: make_clf(**fit).fit(disk, labels))
     assert peak < float_bytes / 8
     dae = make_dae(max_iter=1).fit(disk)
     codes, peak = _traced_peak(lambda: dae.encode(disk))

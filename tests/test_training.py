@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning
 
-from denoisenet._base import torch_generator
+from denoisenet._base import auto_batch_size, torch_generator
 from denoisenet._training import (
     History,
     NonFiniteLossError,
@@ -170,12 +170,12 @@ def test_stopping_rule_is_scikit_learns(losses, tol, n_iter_no_change):
 def adaptive_reference(losses, tol, n_iter_no_change):
     """Epochs run and learning-rate factors by epoch, written out by hand.
 
-    A stall that would stop a constant rate (more than ``n_iter_no_change``
-    epochs) divides the rate by 5 until it is a hundredth of the initial
-    one; then the constant-rate rule stops.
+    A stall of half the epochs that would stop a constant rate (rounded
+    up) divides the rate by 5 until it is a hundredth of the initial one;
+    then the constant-rate rule (more than ``n_iter_no_change``) stops.
     """
     best, count, factor, factors = math.inf, 0, 1.0, []
-    patience = n_iter_no_change + 1
+    patience = math.ceil((n_iter_no_change + 1) / 2)
     for epoch, loss in enumerate(losses, start=1):
         factors.append(factor)
         count = count + 1 if loss > best - tol else 0
@@ -574,3 +574,98 @@ def test_progress_bar_with_tqdm(capsys):
 def test_silent_without_verbose(capsys):
     run(Objective(scripted([1.0, 0.5])), max_epochs=2, verbose=0)
     assert capsys.readouterr() == ("", "")
+
+
+# -- defaults that depend on the size of the data ---------------------------
+
+
+@pytest.mark.parametrize(
+    "n_samples, largest, rows",
+    [
+        (1347, 256, 33),  # the digits' training split: 41 steps an epoch
+        (5000, 256, 125),
+        (60000, 256, 256),
+        (60000, 128, 128),
+        (100, 128, 32),  # never below 32 rows ...
+        (20, 256, 20),  # ... unless there are fewer samples
+        (1, 128, 1),
+    ],
+)
+def test_auto_batch_size_gives_small_data_at_least_40_steps(n_samples, largest, rows):
+    assert auto_batch_size(n_samples, largest, 40) == rows
+
+
+@pytest.mark.parametrize("n_samples, rows", [(1347, 128), (60000, 128), (20, 20)])
+def test_auto_batch_size_without_steps_is_the_largest(n_samples, rows):
+    assert auto_batch_size(n_samples, 128) == rows
+
+
+def test_the_estimators_auto_batch_sizes(monkeypatch):
+    from denoisenet import BottleneckClassifier, DenoisingAutoencoder
+
+    assert DenoisingAutoencoder()._batch_size(1347) == 33
+    assert DenoisingAutoencoder()._batch_size(60000) == 256
+    assert DenoisingAutoencoder(batch_size=500)._batch_size(1347) == 500
+    # The classifier's neighbour term needs several images of a class in a
+    # batch: 128 rows at any size.
+    assert BottleneckClassifier()._batch_size(1347) == 128
+
+
+@pytest.fixture
+def small_threshold(monkeypatch):
+    """early_stopping='auto' switches on above 60 samples in these tests."""
+    import denoisenet._base
+
+    monkeypatch.setattr(denoisenet._base, "EARLY_STOPPING_MIN_SAMPLES", 60)
+
+
+@pytest.mark.parametrize("make", ["dae", "clf"])
+def test_early_stopping_auto_holds_out_data_only_on_large_data(small_threshold, make):
+    from denoisenet import BottleneckClassifier, DenoisingAutoencoder
+
+    rng = torch.Generator().manual_seed(0)
+    X = torch.rand(80, 6, generator=rng).numpy()
+    y = (X[:, 0] > 0.5).astype(int)
+
+    def fit(n, **params):
+        params = {"max_iter": 2, "random_state": 0, **params}
+        if make == "dae":
+            est = DenoisingAutoencoder((4,), **params)
+            args = (X[:n],)
+        else:
+            est = BottleneckClassifier((4, 2, 4), **params)
+            args = (X[:n], y[:n])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return est.fit(*args)
+
+    assert fit(60).validation_scores_ is None
+    large = fit(61)
+    assert len(large.validation_scores_) == large.n_iter_ == 2
+    assert large.best_loss_ is None
+    # A bool means what it says at any size, and 'auto' is the default.
+    assert fit(61, early_stopping=False).validation_scores_ is None
+    assert len(fit(60, early_stopping=True).validation_scores_) == 2
+    assert large.get_params()["early_stopping"] == "auto"
+    # partial_fit never holds out data.
+    est = fit(61)
+    if make == "dae":
+        est.partial_fit(X)
+    else:
+        est.partial_fit(X, y)
+    assert est.validation_scores_ is None
+
+
+def test_early_stopping_auto_names_itself_when_no_split_can_be_made(small_threshold):
+    from denoisenet import BottleneckClassifier
+
+    X = torch.rand(61, 6, generator=torch.Generator().manual_seed(0)).numpy()
+    y = [0] * 30 + [1] * 30 + [2]
+    clf = BottleneckClassifier((4, 2, 4), max_iter=2, random_state=0)
+    with pytest.raises(ValueError, match=r"early_stopping='auto' \(on above 60 "):
+        clf.fit(X, y)
+    assert not hasattr(clf, "module_")
+    # The message's way out works.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.set_params(early_stopping=False).fit(X, y)

@@ -227,6 +227,31 @@ def resolve_image_shape(image_shape, n_features, name):
     return (height, width)
 
 
+# batch_size='auto' of the denoising auto-encoder gives small data sets at
+# least this many steps an epoch (in batches of no fewer than AUTO_BATCH_MIN
+# rows).
+AUTO_BATCH_STEPS = 40
+AUTO_BATCH_MIN = 32
+
+
+def auto_batch_size(n_samples, largest, steps=None):
+    """``batch_size='auto'``: ``largest`` rows, fewer on small data.
+
+    With ``steps``, ``n_samples // steps`` rows between 32 and ``largest``
+    (never more than ``n_samples``): on small data sets (scikit-learn's
+    1,797 digits) an epoch of a few large batches gives Adam too few steps,
+    and smaller batches train the auto-encoder to denoise better.
+    """
+    rows = largest
+    if steps is not None:
+        rows = min(largest, max(AUTO_BATCH_MIN, n_samples // steps))
+    return max(1, min(rows, n_samples))
+
+
+# early_stopping='auto' holds out a validation set above this many samples
+# (scikit-learn's HistGradientBoosting rule).
+EARLY_STOPPING_MIN_SAMPLES = 10_000
+
 # Network arguments that older fitted estimators did not store.
 _NETWORK_DEFAULTS = {"architecture": "dense", "image_shape": None, "conv_channels": ()}
 
@@ -463,6 +488,7 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
     _torch_outputs: dict = {}  # to_torch's outputs: classes of denoisenet.export
     _inference_batch_size = 512
     _auto_batch_size = 256
+    _auto_batch_steps = AUTO_BATCH_STEPS
 
     # -- parameters -----------------------------------------------------
 
@@ -494,7 +520,9 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
 
     def _batch_size(self, n_samples):
         if self.batch_size == "auto":
-            return max(1, min(self._auto_batch_size, n_samples))
+            return auto_batch_size(
+                n_samples, self._auto_batch_size, self._auto_batch_steps
+            )
         return max(1, min(int(self.batch_size), n_samples))
 
     # -- data -------------------------------------------------------------
@@ -571,7 +599,7 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         init_seed, shuffle_seed, noise_seed, split_seed = seed_generators(
             self.random_state, 4, salt=salt
         )
-        early_stopping = self.early_stopping and not incremental
+        early_stopping = self._uses_early_stopping(X) and not incremental
         data = self._training_data(
             X, targets, weights, early_stopping, split_seed, device
         )
@@ -605,6 +633,18 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         self._check_trained(module, optimizer, data, device, history)
         self._commit(module.eval(), optimizer, history)
         return self
+
+    def _uses_early_stopping(self, X):
+        """``early_stopping``, with ``'auto'`` resolved for ``X``.
+
+        ``'auto'`` holds out a validation set when there are more than
+        :data:`EARLY_STOPPING_MIN_SAMPLES` samples, as scikit-learn's
+        HistGradientBoosting estimators do: on large data the training loss
+        keeps improving long after the held-out score has stopped.
+        """
+        if isinstance(self.early_stopping, str):
+            return X.shape[0] > EARLY_STOPPING_MIN_SAMPLES
+        return bool(self.early_stopping)
 
     def _optimizer(self, module, rows, reuse):
         """Adam over ``module``, carrying the stored moments when ``reuse``."""
@@ -811,7 +851,7 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         stratify = targets.cpu().numpy() if self._stratify else None
         train_rows, val_rows = self._validation_split(n, stratify, seed)
         data.indices = torch.from_numpy(train_rows)
-        data.X_val = data.inputs(torch.from_numpy(val_rows).to(X_t.device), X_t.device)
+        data.X_val = data.held_out(torch.from_numpy(val_rows).to(X_t.device), X_t.device)
         data.targets_val = None if targets is None else targets[val_rows]
         return _without_unweighted_rows(data)
 
@@ -826,8 +866,11 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         # train_test_split's rounding of a float test_size.
         n_val = math.ceil(fraction * n)
         n_train = n - n_val
+        setting = f"early_stopping={self.early_stopping!r}"
+        if isinstance(self.early_stopping, str):
+            setting += f" (on above {EARLY_STOPPING_MIN_SAMPLES:,} samples)"
         held_out = (
-            f"early_stopping=True holds out {n_val} of the {n} samples for "
+            f"{setting} holds out {n_val} of the {n} samples for "
             f"validation (validation_fraction={fraction!r})"
         )
         if n_train < 1:
@@ -837,7 +880,9 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
             )
         if stratify is not None:
             classes = getattr(self, "classes_", None)
-            _check_stratifiable(held_out, stratify, classes, (n_train, n_val))
+            _check_stratifiable(
+                setting, held_out, stratify, classes, (n_train, n_val)
+            )
         try:
             return train_test_split(
                 np.arange(n),
@@ -1146,7 +1191,7 @@ def _inconsistencies(args, state):
             )
 
 
-def _check_stratifiable(held_out, labels, classes, sizes):
+def _check_stratifiable(setting, held_out, labels, classes, sizes):
     """Raise ValueError where no stratified split of ``labels`` has ``sizes``.
 
     ``labels`` are indices into ``classes``; ``sizes`` are the numbers of
@@ -1158,7 +1203,7 @@ def _check_stratifiable(held_out, labels, classes, sizes):
         label = rare if classes is None else classes[rare]
         shown = repr(label.item() if isinstance(label, np.generic) else label)
         raise ValueError(
-            "early_stopping=True holds out a share of every class for validation, "
+            f"{setting} holds out a share of every class for validation, "
             f"but class {shown} has only one sample. Pass at least 2 samples of "
             "every class, or set early_stopping=False."
         )

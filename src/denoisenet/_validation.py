@@ -223,7 +223,7 @@ COMMON_DOMAINS = {
     "learning_rate": one_of("constant", "adaptive"),
     "learning_rate_init": interval("real", 0, None, closed="neither"),
     "max_iter": interval("int", 1, None),
-    "early_stopping": BOOL,
+    "early_stopping": one_of("auto") | BOOL,
     "validation_fraction": interval("real", 0, 1, closed="neither"),
     "n_iter_no_change": interval("int", 1, None),
     "tol": interval("real", 0, None),
