@@ -147,7 +147,7 @@ def report(cfg, rows):
                 f"target: accuracy >= {100 * clf_target:.1f}% on every seed: "
                 f"{_common.verdict(worst >= clf_target)} (lowest {100 * worst:.2f}%)"
             )
-        _time_ratio(rows["clf"], 4)
+        _time_ratio(rows["clf"], 4, cfg.data)
     if rows["dae"]:
         print(f"\n== DenoisingAutoencoder on {cfg.data} (clean-trained MLP) ==")
         _common.print_table(
@@ -180,22 +180,22 @@ def report(cfg, rows):
                 f"target: MSE <= {mse_target}: "
                 f"{_common.verdict(worst <= mse_target)} (highest {worst:.4f})"
             )
-        _time_ratio(rows["dae"], 6)
+        _time_ratio(rows["dae"], 6, cfg.data)
 
 
-def _dae_cells(name, seed, noisy, denoised, mse, epochs, seconds, converged):
-    percent = f"{100 * noisy:.1f}%", f"{100 * denoised:.1f}%"
-    return [name, seed, *percent, f"{mse:.4f}", epochs, f"{seconds:.0f}", converged]
-
-
-def _time_ratio(rows, column):
+def _time_ratio(rows, column, data):
     old = [r[column] for r in rows if r[0] == "old"]
     new = [r[column] for r in rows if r[0] == "defaults"]
     if old:
         ratio = _common.median(new) / _common.median(old)
+        # The target is on the full data set; on smaller ones the old
+        # defaults stopped unconverged, so the ratio is only reported.
+        target = (
+            f" (target <= 2x: {_common.verdict(ratio <= 2)})" if data == "fm" else ""
+        )
         print(
-            f"fit time, defaults / old defaults (median, same run): {ratio:.2f}x "
-            f"(target <= 2x: {_common.verdict(ratio <= 2)})"
+            "fit time, defaults / old defaults (median, same run): "
+            f"{ratio:.2f}x{target}"
         )
 
 
