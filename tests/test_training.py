@@ -582,10 +582,10 @@ def test_silent_without_verbose(capsys):
 @pytest.mark.parametrize(
     "n_samples, largest, rows",
     [
-        (1347, 256, 33),  # the digits' training split: 41 steps an epoch
-        (5000, 256, 125),
-        (60000, 256, 256),
+        (1347, 128, 33),  # the digits' training split: 41 steps an epoch
+        (5000, 128, 125),
         (60000, 128, 128),
+        (60000, 256, 256),
         (100, 128, 32),  # never below 32 rows ...
         (20, 256, 20),  # ... unless there are fewer samples
         (1, 128, 1),
@@ -604,7 +604,7 @@ def test_the_estimators_auto_batch_sizes(monkeypatch):
     from denoisenet import BottleneckClassifier, DenoisingAutoencoder
 
     assert DenoisingAutoencoder()._batch_size(1347) == 33
-    assert DenoisingAutoencoder()._batch_size(60000) == 256
+    assert DenoisingAutoencoder()._batch_size(60000) == 128
     assert DenoisingAutoencoder(batch_size=500)._batch_size(1347) == 500
     # The classifier's neighbour term needs several images of a class in a
     # batch: 128 rows at any size.

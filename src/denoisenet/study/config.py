@@ -19,7 +19,7 @@ import torch
 import denoisenet
 
 #: Threads of torch, BLAS and OpenMP during the study on digits. Its
-#: matrices are tiny (64 pixels, batches of 256), so extra threads only add
+#: matrices are tiny (64 pixels, batches of 33 to 128), so extra threads only add
 #: synchronisation, and on a machine shared with other jobs they spin against
 #: them. The default study on digits took 34 s with two threads and 22 s with
 #: one on two idle cores, and 2 min 36 s against 39 to 55 s on two busy ones.
