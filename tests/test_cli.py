@@ -104,6 +104,14 @@ def test_results_hold_every_number(study):
         assert record["trustworthiness_samples"] == 150
         assert 0 <= record["trustworthiness"] <= 1
         assert 0 <= record["knn_accuracy"] <= 1
+        # The published protocol: every test image (the digits' 450, fewer
+        # than 10,000), a 5-NN fitted on the embedded training images.
+        assert record["published_test_points"] == 450
+        assert 0.5 < record["published_trustworthiness"] <= 1
+        assert 0.1 < record["published_knn_accuracy"] <= 1
+    # t-SNE embeds the training images with the test images; the bottleneck
+    # maps them with transform: all 300 in both cases here (under 5,000).
+    assert [m["published_train_points"] for m in results["maps"]] == [300, 300]
     assert len(results["blog"]["rows"]) == 6 and not results["blog"]["comparable"]
     settings = results["settings"]
     assert (settings["noise_std"], settings["seed"], settings["max_iter"]) == (
@@ -217,6 +225,8 @@ def expected_rows(results):
             f"{m['n_samples']:,}",
             f"{m['trustworthiness']:.3f}",
             pct(m["knn_accuracy"]),
+            f"{m['published_trustworthiness']:.3f}",
+            pct(m["published_knn_accuracy"]),
             f"{m['time_s']:.2f} s",
         ]
         for m in results["maps"]
