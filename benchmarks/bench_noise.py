@@ -37,6 +37,7 @@ import os
 import platform
 import time
 
+import _common
 import numpy as np
 import torch
 
@@ -194,7 +195,7 @@ def main(argv=None):
     print(
         f"python {platform.python_version()}, numpy {np.__version__}, "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
-        f"{os.cpu_count()} CPUs ({cpu_model()})"
+        f"{os.cpu_count()} CPUs ({_common.cpu_model()})"
     )
     X = load_images(args.n_samples)
     if args.part in ("draw", "all"):
@@ -203,17 +204,6 @@ def main(argv=None):
     if args.part in ("epoch", "all"):
         print(f"\none epoch of DenoisingAutoencoder() on {X.shape[0]:,} images")
         epoch_share(X, args.repeat)
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":
