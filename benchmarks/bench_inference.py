@@ -15,7 +15,9 @@ and its speed is that count over the best of ``--repeat`` calls. Beside
 the estimators, the plain network (``module(X)`` of the fitted
 ``module_`` in ``torch.inference_mode``, over chunks of the estimator's
 inference batch size, written into one preallocated tensor) anchors what
-the estimator's own work (validation, scaling, copies, checks) costs.
+the estimator's own work (validation, scaling, copies, checks) costs. The
+time to write a fresh output as large as the DAE's once, against writing
+it again, shows what the kernel's page faults cost before any arithmetic.
 
 Target (issue 17): ``transform`` and ``predict`` of both estimators reach
 at least 70% of the peak at 1,000,000 rows. Ratios measured within the run
@@ -61,6 +63,20 @@ def plain_forward(module, X, step, n_outputs):
         for start in range(0, X.shape[0], step):
             out[start : start + step] = module(X[start : start + step])
     return out
+
+
+def write_seconds(rows, width, repeat):
+    """Seconds to write a fresh float32 array once, and to write it again.
+
+    The difference is what the kernel's page faults cost (mapping and
+    zeroing every page at its first write) before any arithmetic.
+    """
+    once = min(
+        _common.time_call(lambda: torch.empty(rows, width).fill_(0.0), repeat=repeat)
+    )
+    array = torch.empty(rows, width).fill_(0.0)
+    again = min(_common.time_call(lambda: array.fill_(1.0), repeat=repeat))
+    return once, again
 
 
 def fitted_models(X_fit, y_fit):
@@ -140,6 +156,8 @@ def main(argv=None):
         best = min(_common.time_call(call, repeat=args.repeat))
         timed.append((name, best, flops * args.rows / 1e9, target))
 
+    width = DAE_SIZES[-1]
+    first_touch, refill = write_seconds(args.rows, width, args.repeat)
     peak_end = _common.measure_matmul_peak(threads, n=args.peak_size)
     peak = max(peak_start, peak_end)
     print(
@@ -179,6 +197,13 @@ def main(argv=None):
     print(
         "* counts for the target. 'vs plain': seconds against the plain "
         "network of the same estimator, for the methods that run all its layers."
+    )
+    dae_seconds = next(t for name, t, _, _ in timed if name == "DAE.transform")
+    print(
+        f"a fresh {args.rows:,} x {width} float32 output (the DAE's): "
+        f"{first_touch:.2f} s to write once, {refill:.2f} s to write again; "
+        f"the difference (page faults) is {(first_touch - refill) / dae_seconds:.0%} "
+        "of DAE.transform's time"
     )
     print(
         f"target: transform and predict >= {TARGET_SHARE:.0%} of the fp32 "
