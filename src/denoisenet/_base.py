@@ -1265,7 +1265,9 @@ def _empty_array(shape, dtype):
     compacts memory to find them on demand (``defrag=madvise``, a common
     default) the first writes into a fresh output stall unpredictably:
     ``transform`` of 100,000 Fashion-MNIST-sized rows took 1.0 to 2.0 s
-    from run to run with numpy's array and 0.9 to 1.1 s with torch's.
+    from run to run with numpy's array and 0.9 to 1.1 s with torch's; of
+    1,000,000 rows, 18.2 to 18.4 s against 11.7 to 16.5 s (one thread,
+    interleaved calls).
     """
     tensor = torch.empty(shape, dtype=torch.from_numpy(np.empty(0, dtype)).dtype)
     return tensor.numpy()
