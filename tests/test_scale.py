@@ -31,6 +31,13 @@ from sklearn.pipeline import Pipeline
 import denoisenet._base
 from denoisenet import BottleneckClassifier, DenoisingAutoencoder, _training
 from denoisenet._base import auto_threads, thread_budget
+from denoisenet._networks import (
+    BottleneckNetwork,
+    ConvAutoencoder,
+    DenseAutoencoder,
+    init_parameters,
+    run_stacks,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -778,6 +785,33 @@ def test_autoencoder_inference_runs_in_fixed_size_batches(fitted, method, dtype)
     # One output array and a batch or two of scaled rows, nothing the size
     # of X or of the output beside it.
     assert peak <= np.asarray(result).nbytes + _allowance(X)
+
+
+@pytest.mark.parametrize(
+    "network",
+    [
+        DenseAutoencoder(64, (16, 8, 16)),
+        BottleneckNetwork(64, (16, 2, 8), 3, batch_norm=True),
+        BottleneckNetwork(64, (16, 2), 3, activation="tanh"),
+        ConvAutoencoder(64, (16, 8, 16), image_shape=(8, 8), conv_channels=(4,)),
+    ],
+    ids=["dae", "clf-batch-norm", "clf-tanh", "conv-dae"],
+)
+def test_inference_forward_is_the_modules_call_bit_for_bit(network):
+    """run_stacks, with its in-place activations and its product written
+    into the output, answers exactly as calling the network does, and
+    never changes its input."""
+    init_parameters(network, torch.Generator().manual_seed(0))
+    network.eval()
+    x = torch.rand(BATCH, 64, generator=torch.Generator().manual_seed(1))
+    before = x.clone()
+    with torch.inference_mode():
+        expected = network(x)
+        out = torch.full_like(expected, float("nan"))
+        result = run_stacks([network], x, out)
+    assert torch.equal(result, expected) and torch.equal(x, before)
+    if isinstance(network, DenseAutoencoder):  # ends in a dense layer
+        assert result is out
 
 
 @pytest.mark.parametrize("method", ["transform", "predict_proba", "predict", "score"])

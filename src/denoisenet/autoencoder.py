@@ -16,7 +16,11 @@ from denoisenet._base import (
     thread_budget,
     torch_generator,
 )
-from denoisenet._networks import autoencoder_network, autoencoder_parameter_count
+from denoisenet._networks import (
+    autoencoder_network,
+    autoencoder_parameter_count,
+    run_stacks,
+)
 from denoisenet._training import Objective
 from denoisenet.export import Encoding, Reconstruction
 from denoisenet.noise import GaussianPixelNoise, _PixelNoise
@@ -361,7 +365,10 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         """
         X = self._validated(X)
         out = self._infer(
-            X, lambda m, b: m(b), self.n_features_in_, dtype=output_dtype(X)
+            X,
+            lambda m, b, out: run_stacks([m], b, out),
+            self.n_features_in_,
+            dtype=output_dtype(X),
         )
         return self._unscale(out)
 
@@ -380,7 +387,10 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         """
         X = self._validated(X)
         return self._infer(
-            X, lambda m, b: m.encode(b), self._code_width(), dtype=output_dtype(X)
+            X,
+            lambda m, b, out: run_stacks([m.encoder], b, out),
+            self._code_width(),
+            dtype=output_dtype(X),
         )
 
     def decode(self, Z):
@@ -398,7 +408,11 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         """
         Z = self._checked_codes(Z, "code")
         out = self._infer(
-            Z, lambda m, b: m.decode(b), self.n_features_in_, dtype=Z.dtype, scale=False
+            Z,
+            lambda m, b, out: run_stacks([m.decoder], b, out),
+            self.n_features_in_,
+            dtype=Z.dtype,
+            scale=False,
         )
         return self._unscale(out)
 

@@ -22,7 +22,11 @@ from denoisenet._base import (
     layer_sizes,
     output_dtype,
 )
-from denoisenet._networks import bottleneck_network, bottleneck_parameter_count
+from denoisenet._networks import (
+    bottleneck_network,
+    bottleneck_parameter_count,
+    run_stacks,
+)
 from denoisenet._training import Objective
 from denoisenet.export import ClassProbabilities, Encoding
 
@@ -139,11 +143,11 @@ def _checked_classes(classes):
         ) from exc
 
 
-def _log_proba(module, batch):
-    return torch.log_softmax(module(batch).double(), dim=1)
+def _log_proba(module, batch, out=None):
+    return torch.log_softmax(run_stacks([module], batch).double(), dim=1)
 
 
-def _most_probable(module, batch):
+def _most_probable(module, batch, out=None):
     log_proba = _log_proba(module, batch)
     index = log_proba.argmax(dim=1, keepdim=True).float()
     # NaN where a row's probabilities are not finite, so that the caller's
@@ -678,7 +682,10 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         """
         X = self._validated(X)
         return self._infer(
-            X, lambda m, b: m.encode(b), self._code_width(), dtype=output_dtype(X)
+            X,
+            lambda m, b, out: run_stacks([m.encoder], b, out),
+            self._code_width(),
+            dtype=output_dtype(X),
         )
 
     def decode(self, Z):
@@ -704,7 +711,9 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         Z = self._checked_codes(Z, "bottleneck")
         log_proba = self._infer(
             Z,
-            lambda m, b: torch.log_softmax(m.head(b).double(), dim=1),
+            lambda m, b, out: torch.log_softmax(
+                run_stacks([m.head], b).double(), dim=1
+            ),
             len(self.classes_),
             dtype=np.float64,
             scale=False,

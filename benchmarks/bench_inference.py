@@ -1,0 +1,215 @@
+"""Inference speed: ``transform``, ``predict`` and ``encode`` as a share of peak.
+
+The machine's fp32 matrix-product speed is measured first and last in the
+run (``torch.mm`` of two ``--peak-size`` square float32 matrices, best of
+10, at the thread count in use; the larger of the two counts). Then the
+default ``DenoisingAutoencoder`` (784-256-128-256-784) and the default
+``BottleneckClassifier`` (784-500-100-2-100-10, batch normalisation), each
+fitted for one epoch (``max_iter=1``) on ``--fit-samples`` Fashion-MNIST
+training images, run their inference methods on ``--rows`` float32 rows
+(1,000,000 by default: Fashion-MNIST's training images tiled, 2.9 GiB).
+
+Each method counts 2 x in x out FLOPs per row for every dense layer that it
+runs (biases, activations, batch normalisation and softmax are ignored),
+and its speed is that count over the best of ``--repeat`` calls. Beside
+the estimators, the plain network (``module(X)`` of the fitted
+``module_`` in ``torch.inference_mode``, over chunks of the estimator's
+inference batch size, written into one preallocated tensor) anchors what
+the estimator's own work (validation, scaling, copies, checks) costs. The
+time to write a fresh output as large as the DAE's once, against writing
+it again, shows what the kernel's page faults cost before any arithmetic.
+
+Target (issue 17): ``transform`` and ``predict`` of both estimators reach
+at least 70% of the peak at 1,000,000 rows. Ratios measured within the run
+are what count; absolute seconds drift on shared machines.
+
+Run it from the repository root (several minutes at 1,000,000 rows)::
+
+    python benchmarks/bench_inference.py --threads 1
+    python benchmarks/bench_inference.py --threads 1 --rows 100000   # quick
+"""
+
+import argparse
+import itertools
+
+import _common
+import numpy as np
+import torch
+
+from denoisenet import BottleneckClassifier, DenoisingAutoencoder
+
+TARGET_SHARE = 0.70
+DAE_SIZES = [784, 256, 128, 256, 784]
+DAE_CODE = [784, 256, 128]
+BC_SIZES = [784, 500, 100, 2, 100, 10]
+BC_CODE = [784, 500, 100, 2]
+
+
+def flops_per_row(sizes):
+    return 2 * sum(a * b for a, b in itertools.pairwise(sizes))
+
+
+def tiled(X, rows):
+    """``rows`` rows of float32 ``X`` repeated in order, C-contiguous."""
+    reps = -(-rows // X.shape[0])
+    return np.ascontiguousarray(np.tile(X, (reps, 1))[:rows], dtype=np.float32)
+
+
+def plain_forward(module, X, step, n_outputs):
+    """The network alone over ``step``-row chunks, into one tensor."""
+    X = torch.from_numpy(X)
+    out = torch.empty(X.shape[0], n_outputs)
+    with torch.inference_mode():
+        for start in range(0, X.shape[0], step):
+            out[start : start + step] = module(X[start : start + step])
+    return out
+
+
+def write_seconds(rows, width, repeat):
+    """Seconds to write a fresh float32 array once, and to write it again.
+
+    The difference is what the kernel's page faults cost (mapping and
+    zeroing every page at its first write) before any arithmetic.
+    """
+    once = min(
+        _common.time_call(lambda: torch.empty(rows, width).fill_(0.0), repeat=repeat)
+    )
+    array = torch.empty(rows, width).fill_(0.0)
+    again = min(_common.time_call(lambda: array.fill_(1.0), repeat=repeat))
+    return once, again
+
+
+def fitted_models(X_fit, y_fit):
+    dae = DenoisingAutoencoder(max_iter=1, random_state=0, device="cpu")
+    dae.fit(X_fit)
+    bc = BottleneckClassifier(max_iter=1, random_state=0, device="cpu")
+    bc.fit(X_fit, y_fit)
+    return dae, bc
+
+
+def cases(dae, bc, X):
+    """(name, callable, FLOPs per row, counts for the target)."""
+    dae_step = dae._inference_batch_size
+    bc_step = bc._inference_batch_size
+    dae_module = dae.module_.eval()
+    bc_module = bc.module_.eval()
+    return [
+        ("DAE.transform", lambda: dae.transform(X), flops_per_row(DAE_SIZES), True),
+        ("DAE.encode", lambda: dae.encode(X), flops_per_row(DAE_CODE), False),
+        (
+            "DAE plain module(X)",
+            lambda: plain_forward(dae_module, X, dae_step, 784),
+            flops_per_row(DAE_SIZES),
+            False,
+        ),
+        ("BC.predict", lambda: bc.predict(X), flops_per_row(BC_SIZES), True),
+        (
+            "BC.predict_proba",
+            lambda: bc.predict_proba(X),
+            flops_per_row(BC_SIZES),
+            False,
+        ),
+        ("BC.transform", lambda: bc.transform(X), flops_per_row(BC_CODE), True),
+        (
+            "BC plain module(X)",
+            lambda: plain_forward(bc_module, X, bc_step, 10),
+            flops_per_row(BC_SIZES),
+            False,
+        ),
+    ]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--fit-samples", type=int, default=5000)
+    parser.add_argument("--peak-size", type=int, default=2048)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    if min(args.rows, args.repeat, args.fit_samples, args.peak_size) < 1:
+        parser.error("--rows, --repeat, --fit-samples and --peak-size must be >= 1")
+
+    threads, _limiter = _common.limit_threads(args.threads)
+    _common.print_environment(threads)
+    _common.quiet_convergence_warnings()
+    peak_start = _common.measure_matmul_peak(threads, n=args.peak_size)
+
+    X_train, y_train, _ = _common.load_images("train")
+    dae, bc = fitted_models(X_train[: args.fit_samples], y_train[: args.fit_samples])
+    X = tiled(X_train, args.rows)
+    del X_train
+    print(
+        f"inference on {args.rows:,} rows of float32 ({X.nbytes / 2**30:.2f} GiB); "
+        f"inference batch: DAE {dae._inference_batch_size}, "
+        f"BC {bc._inference_batch_size} rows; best of {args.repeat}"
+    )
+
+    timed = []
+    for name, call, flops, target in cases(dae, bc, X):
+        # Warm-up on a slice: first calls pay one-off costs (lazy imports,
+        # allocator growth) that a call on a million rows should not show.
+        small = X[: min(len(X), 20_000)]
+        if name.startswith(("DAE.", "BC.")):
+            method = name.split(".", 1)[1]
+            getattr(dae if name.startswith("DAE") else bc, method)(small)
+        best = min(_common.time_call(call, repeat=args.repeat))
+        timed.append((name, best, flops * args.rows / 1e9, target))
+
+    width = DAE_SIZES[-1]
+    first_touch, refill = write_seconds(args.rows, width, args.repeat)
+    peak_end = _common.measure_matmul_peak(threads, n=args.peak_size)
+    peak = max(peak_start, peak_end)
+    print(
+        f"fp32 torch.mm peak ({args.peak_size}x{args.peak_size}, best of 10, "
+        f"{threads} thread(s)): {peak_start:.1f} GFLOP/s at the start, "
+        f"{peak_end:.1f} at the end; using {peak:.1f}"
+    )
+    print()
+    rows, met = [], True
+    plain = {}
+    for name, seconds, _, _ in timed:
+        if "plain" in name:
+            plain[name.split()[0]] = seconds
+    for name, seconds, gflop, target in timed:
+        flops = gflop * 1e9 / args.rows
+        rate = gflop / seconds
+        share = rate / peak
+        if target:
+            met &= share >= TARGET_SHARE
+        anchor = plain[name.split(".")[0].split()[0]]
+        whole = flops == flops_per_row(
+            DAE_SIZES if name.startswith("DAE") else BC_SIZES
+        )
+        rows.append(
+            [
+                name + (" *" if target else ""),
+                f"{gflop:.0f}",
+                f"{seconds:.2f}",
+                f"{rate:.1f}",
+                f"{share:.0%}",
+                f"{seconds / anchor:.2f}x" if whole else "-",
+            ]
+        )
+    _common.print_table(
+        ["case", "GFLOP", "best s", "GFLOP/s", "share of peak", "vs plain"], rows
+    )
+    print(
+        "* counts for the target. 'vs plain': seconds against the plain "
+        "network of the same estimator, for the methods that run all its layers."
+    )
+    dae_seconds = next(t for name, t, _, _ in timed if name == "DAE.transform")
+    print(
+        f"a fresh {args.rows:,} x {width} float32 output (the DAE's): "
+        f"{first_touch:.2f} s to write once, {refill:.2f} s to write again; "
+        f"the difference (page faults) is {(first_touch - refill) / dae_seconds:.0%} "
+        "of DAE.transform's time"
+    )
+    print(
+        f"target: transform and predict >= {TARGET_SHARE:.0%} of the fp32 "
+        f"matmul peak at {args.rows:,} rows: {_common.verdict(met)}"
+    )
+
+
+if __name__ == "__main__":
+    main()
