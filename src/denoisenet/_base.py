@@ -851,7 +851,9 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         stratify = targets.cpu().numpy() if self._stratify else None
         train_rows, val_rows = self._validation_split(n, stratify, seed)
         data.indices = torch.from_numpy(train_rows)
-        data.X_val = data.held_out(torch.from_numpy(val_rows).to(X_t.device), X_t.device)
+        data.X_val = data.held_out(
+            torch.from_numpy(val_rows).to(X_t.device), X_t.device
+        )
         data.targets_val = None if targets is None else targets[val_rows]
         return _without_unweighted_rows(data)
 
@@ -880,9 +882,7 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
             )
         if stratify is not None:
             classes = getattr(self, "classes_", None)
-            _check_stratifiable(
-                setting, held_out, stratify, classes, (n_train, n_val)
-            )
+            _check_stratifiable(setting, held_out, stratify, classes, (n_train, n_val))
         try:
             return train_test_split(
                 np.arange(n),

@@ -110,8 +110,8 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
     learning_rate : {'adaptive', 'constant'}, default='adaptive'
         How Adam's step size changes during :term:`fit`. 'adaptive' is
         scikit-learn's rule for its MLPs, with half its patience: each time
-        the training loss (or, with early stopping, the validation score) fails
-        to improve by ``tol`` for ``ceil((n_iter_no_change + 1) / 2)``
+        the training loss (or, with early stopping, the validation score)
+        fails to improve by ``tol`` for ``ceil((n_iter_no_change + 1) / 2)``
         epochs (6 by default), the step size is divided by 5 and training
         goes on; once it is a hundredth of ``learning_rate_init``, a stall
         of more than ``n_iter_no_change`` epochs ends training. 'constant'
@@ -125,13 +125,14 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         stops well before, when it has converged (see ``learning_rate``). A
         :class:`~sklearn.exceptions.ConvergenceWarning` says when it has not.
     early_stopping : 'auto' or bool, default='auto'
-        Hold out a ``validation_fraction`` of the data, stop when
-        the validation score (the negative denoising error) stops improving, and restore the best
-        weights. 'auto' does so when there are more than 10,000 samples, as
-        scikit-learn's HistGradientBoosting estimators do: on large data the
-        training loss goes on improving long after the held-out score has
-        stopped (on Fashion-MNIST's 60,000 images the rule stops after about
-        50 epochs instead of over 100). Ignored by :meth:`partial_fit`.
+        Hold out a ``validation_fraction`` of the data, stop when the
+        validation score (the negative denoising error) stops improving, and
+        restore the best weights. 'auto' does so when there are more than
+        10,000 samples, as scikit-learn's HistGradientBoosting estimators
+        do: on large data the training loss goes on improving long after
+        the held-out score has stopped (on Fashion-MNIST's 60,000 images
+        the rule stops after about 50 epochs instead of over 100). Ignored
+        by :meth:`partial_fit`.
     validation_fraction : float, default=0.1
         Share of the data held out for early stopping, in (0, 1).
     n_iter_no_change : int, default=10

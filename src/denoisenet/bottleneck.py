@@ -217,8 +217,8 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
     learning_rate : {'adaptive', 'constant'}, default='adaptive'
         How Adam's step size changes during :term:`fit`. 'adaptive' is
         scikit-learn's rule for its MLPs, with half its patience: each time
-        the training loss (or, with early stopping, the validation accuracy) fails
-        to improve by ``tol`` for ``ceil((n_iter_no_change + 1) / 2)``
+        the training loss (or, with early stopping, the validation
+        accuracy) fails to improve by ``tol`` for ``ceil((n_iter_no_change + 1) / 2)``
         epochs (6 by default), the step size is divided by 5 and training
         goes on; once it is a hundredth of ``learning_rate_init``, a stall
         of more than ``n_iter_no_change`` epochs ends training. 'constant'
@@ -228,7 +228,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
     learning_rate_init : float, default=3e-3
         Initial step size of Adam. With batch normalisation a larger step
         than MLPClassifier's 1e-3 trains the narrow network well: on the
-        digits, 96.4-98.0% over five seeds with the defaults, against
+        digits, 96.2-97.6% over five seeds with the defaults, against
         90.0-96.2% for the former ones (1e-3, no batch normalisation, 30
         epochs; ``benchmarks/bench_defaults.py``).
     max_iter : int, default=200
