@@ -207,7 +207,7 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
     >>> from sklearn.datasets import load_digits
     >>> from denoisenet import DenoisingAutoencoder, GaussianPixelNoise
     >>> X, _ = load_digits(return_X_y=True)
-    >>> dae = DenoisingAutoencoder((64, 32, 64), noise=0.2, max_iter=5,
+    >>> dae = DenoisingAutoencoder((64, 32, 64), noise=0.2,
     ...                            random_state=0).fit(X)
     >>> X_noisy = GaussianPixelNoise(3.2, clip=(0, 16),
     ...                              random_state=0).fit_transform(X)

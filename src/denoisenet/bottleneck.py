@@ -349,7 +349,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
     >>> from denoisenet import BottleneckClassifier
     >>> X, y = load_digits(return_X_y=True)
     >>> clf = BottleneckClassifier((64, 2, 32), learning_rate_init=0.01,
-    ...                            max_iter=40, random_state=0).fit(X, y)
+    ...                            random_state=0).fit(X, y)
     >>> clf.transform(X).shape
     (1797, 2)
     >>> clf.predict_proba(X[:3]).sum(axis=1).round(6)
