@@ -273,8 +273,9 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         weights. 'auto' does so when there are more than 10,000 samples, as
         scikit-learn's HistGradientBoosting estimators do: on large data the
         training loss goes on improving long after the held-out score has
-        stopped (on Fashion-MNIST's 60,000 images the rule stops after about
-        50 epochs instead of over 100). Ignored by :meth:`partial_fit`.
+        stopped (on Fashion-MNIST's 60,000 images the defaults stop after
+        50-69 epochs; ``benchmarks/bench_defaults.py --data fm``). Ignored
+        by :meth:`partial_fit`.
     validation_fraction : float, default=0.1
         Share of the data held out for early stopping, in (0, 1).
     n_iter_no_change : int, default=10
