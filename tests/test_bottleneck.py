@@ -741,70 +741,167 @@ def test_beside_scikit_learn_classifiers_in_model_selection(data):
 # -- the neighbour term ---------------------------------------------------------
 
 
-def test_input_affinities_are_a_symmetric_knn_distribution_within_classes():
-    from denoisenet.bottleneck import _input_affinities
+def _graph_data(X, labels, indices=None, scale=None):
+    from denoisenet._training import TrainingData
+
+    X = torch.as_tensor(X)
+    n = X.shape[0]
+    indices = torch.arange(n) if indices is None else torch.as_tensor(indices)
+    return TrainingData(X, indices, torch.as_tensor(labels), scale=scale)
+
+
+def test_neighbor_graph_holds_each_rows_nearest_rows_of_its_class():
+    from denoisenet.bottleneck import neighbor_graph
+
+    rng = np.random.default_rng(0)
+    X = rng.random((60, 5), dtype=np.float32)
+    labels = np.arange(60) % 3
+    table = neighbor_graph(_graph_data(X, labels), 4, seed=0).numpy()
+    assert table.shape == (60, 4) and table.dtype == np.int32
+    d = ((X[:, None] - X[None]) ** 2).sum(-1)
+    d[labels[:, None] != labels[None, :]] = np.inf
+    np.fill_diagonal(d, np.inf)
+    expected = np.argsort(d, axis=1, kind="stable")[:, :4]
+    assert np.array_equal(np.sort(table, 1), np.sort(expected, 1))
+
+
+def test_neighbor_graph_leaves_out_rows_not_trained_on_and_pads_small_classes():
+    from denoisenet.bottleneck import neighbor_graph
+
+    rng = np.random.default_rng(1)
+    X = rng.random((30, 4), dtype=np.float32)
+    labels = np.array([0] * 27 + [1] * 2 + [2])
+    train = np.setdiff1d(np.arange(30), [0, 5, 9])
+    table = neighbor_graph(_graph_data(X, labels, train), 3, seed=0).numpy()
+    # Held-out rows have no neighbours and are nobody's.
+    assert np.all(table[[0, 5, 9]] == -1)
+    assert not np.isin([0, 5, 9], table).any()
+    # A class of two: one neighbour each, then padding; a lone row: none.
+    assert table[27].tolist() == [28, -1, -1] and table[28].tolist() == [27, -1, -1]
+    assert np.all(table[29] == -1)
+
+
+def test_neighbor_graph_of_8_bit_images_is_that_of_their_scaled_floats():
+    from denoisenet._base import _Uint8Scaling
+    from denoisenet.bottleneck import PCA_COMPONENTS, neighbor_graph
+
+    rng = np.random.default_rng(2)
+    X = rng.integers(0, 256, size=(80, PCA_COMPONENTS + 14), dtype=np.uint8)
+    labels = np.arange(80) % 2
+    scaled = (X.astype(np.float32) - 0.0) / 255.0
+    raw = neighbor_graph(_graph_data(X, labels, scale=_Uint8Scaling(0, 255)), 5, seed=3)
+    floats = neighbor_graph(_graph_data(scaled, labels), 5, seed=3)
+    assert torch.equal(raw, floats)
+    assert torch.equal(floats, neighbor_graph(_graph_data(scaled, labels), 5, seed=3))
+
+
+def test_neighbor_graph_splits_large_classes_into_blocks(monkeypatch):
+    import denoisenet.bottleneck as module
+
+    monkeypatch.setattr(module, "GRAPH_BLOCK_ROWS", 25)
+    rng = np.random.default_rng(4)
+    X = rng.random((100, 3), dtype=np.float32)
+    labels = np.arange(100) % 2  # 50 rows a class: 2 blocks of 25
+    table = module.neighbor_graph(_graph_data(X, labels), 4, seed=0).numpy()
+    assert np.all(table >= 0)
+    assert np.all(labels[table] == labels[:, None])
+    # The blocks partition each class: a row and its neighbours share one.
+    block_of = {}
+    for row in range(100):
+        for other in table[row]:
+            block_of.setdefault(row, set()).add(int(other))
+    sizes = []
+    seen = set()
+    for row in range(100):
+        if row in seen:
+            continue
+        group, frontier = {row}, [row]
+        while frontier:
+            r = frontier.pop()
+            for other in block_of[r]:
+                if other not in group:
+                    group.add(other)
+                    frontier.append(other)
+        seen |= group
+        sizes.append(len(group))
+    assert max(sizes) <= 25
+
+
+def test_paired_batches_pair_every_anchor_with_a_graph_neighbour():
+    from denoisenet._training import _batches
+
+    rng = np.random.default_rng(5)
+    X = rng.random((21, 3), dtype=np.float32)
+    data = _graph_data(X, np.zeros(21, dtype=np.int64), np.arange(1, 21))
+    table = -np.ones((21, 2), dtype=np.int32)
+    for row in range(1, 21):
+        table[row] = [row % 20 + 1, (row + 1) % 20 + 1]
+    table[7] = [-1, -1]  # no neighbours: paired with itself
+    data.neighbors = torch.from_numpy(table)
+    generator = torch.Generator().manual_seed(0)
+    anchors = []
+    for inputs, targets, weights, adjacency in _batches(
+        data, 8, True, generator, torch.device("cpu")
+    ):
+        rows = [int(np.flatnonzero((X == row).all(1))[0]) for row in inputs.numpy()]
+        for anchor, partner in zip(rows[::2], rows[1::2], strict=True):
+            anchors.append(anchor)
+            assert partner in table[anchor] or (anchor == partner == 7)
+        expected = np.array([[b in table[a] for b in rows] for a in rows])
+        assert np.array_equal(adjacency.numpy(), expected)
+        assert targets.shape == (len(rows),) and weights is None
+    # Every training row is an anchor once an epoch; row 0 is not trained on.
+    assert sorted(anchors) == list(range(1, 21))
+
+
+def test_graph_affinities_are_a_symmetric_distribution_on_the_edges():
+    from denoisenet.bottleneck import _graph_affinities
 
     generator = torch.Generator().manual_seed(0)
-    x = torch.randn(40, 5, generator=generator)
-    labels = torch.arange(40) % 3
-    p = _input_affinities(x, labels, None, 6)
+    adjacency = torch.rand(30, 30, generator=generator) < 0.2
+    adjacency.fill_diagonal_(False)
+    p = _graph_affinities(adjacency, None)
     assert torch.allclose(p, p.T)
     assert torch.isclose(p.sum(), torch.tensor(1.0))
-    assert torch.all(p.diagonal() == 0)
-    # No mass between classes.
-    assert torch.all(p[labels[:, None] != labels[None, :]] == 0)
-    # Every row's mass sits on its own 6 nearest neighbours of its class
-    # (and on the rows that have it among theirs).
-    nonzero = (p > 0).sum(dim=1)
-    assert torch.all(nonzero >= 6) and torch.all(nonzero <= 13)
-    d = torch.cdist(x, x)
-    d.fill_diagonal_(float("inf"))
-    d[labels[:, None] != labels[None, :]] = float("inf")
-    nearest = d.argmin(dim=1)
-    assert torch.all(p[torch.arange(40), nearest] > 0)
-
-
-def test_input_affinities_of_a_lone_class_member_are_zero():
-    from denoisenet.bottleneck import _input_affinities
-
-    x = torch.randn(10, 3, generator=torch.Generator().manual_seed(1))
-    labels = torch.tensor([0] * 9 + [1])
-    p = _input_affinities(x, labels, None, 4)
-    assert torch.all(p[9] == 0) and torch.all(p[:, 9] == 0)
-    assert torch.isclose(p.sum(), torch.tensor(1.0))
-    assert torch.isfinite(p).all()
+    assert torch.all(p[~(adjacency | adjacency.T)] == 0)
+    assert torch.all(p[adjacency] > 0)
+    # A row with no edge has no mass, and nothing is NaN.
+    adjacency[4] = False
+    adjacency[:, 4] = False
+    p = _graph_affinities(adjacency, None)
+    assert torch.all(p[4] == 0) and torch.isfinite(p).all()
 
 
 def test_rows_of_weight_zero_take_no_part_in_the_neighbour_term():
-    from denoisenet.bottleneck import _input_affinities, _neighbor_loss
+    from denoisenet.bottleneck import _graph_affinities, _neighbor_loss
 
     generator = torch.Generator().manual_seed(2)
-    x = torch.randn(30, 4, generator=generator)
+    adjacency = torch.rand(30, 30, generator=generator) < 0.3
+    adjacency.fill_diagonal_(False)
     z = torch.randn(30, 2, generator=generator)
-    labels = torch.arange(30) % 2
     weights = torch.ones(30)
     weights[[3, 8, 20]] = 0.0
-    p = _input_affinities(x, labels, weights, 5)
+    p = _graph_affinities(adjacency, weights)
     assert torch.all(p[[3, 8, 20]] == 0) and torch.all(p[:, [3, 8, 20]] == 0)
     keep = weights > 0
     # The same loss as with those rows removed, wherever they lie.
     moved = z.clone()
     moved[[3, 8, 20]] = 100.0
-    expected = _neighbor_loss(x[keep], z[keep], labels[keep], None, 5)
+    expected = _neighbor_loss(adjacency[keep][:, keep], z[keep], None)
     for codes in (z, moved):
-        actual = _neighbor_loss(x, codes, labels, weights, 5)
+        actual = _neighbor_loss(adjacency, codes, weights)
         assert torch.isclose(actual, expected, rtol=1e-5)
 
 
 def test_integer_weights_weigh_rows_in_the_neighbour_term():
-    from denoisenet.bottleneck import _input_affinities
+    from denoisenet.bottleneck import _graph_affinities
 
-    x = torch.randn(20, 3, generator=torch.Generator().manual_seed(3))
-    labels = torch.zeros(20, dtype=torch.long)
+    adjacency = torch.ones(20, 20, dtype=torch.bool)
+    adjacency.fill_diagonal_(False)
     weights = torch.ones(20)
     weights[0] = 3.0
-    p = _input_affinities(x, labels, weights, 4)
-    plain = _input_affinities(x, labels, None, 4)
+    p = _graph_affinities(adjacency, weights)
+    plain = _graph_affinities(adjacency, None)
     assert p[0].sum() > plain[0].sum()
     assert torch.isclose(p.sum(), torch.tensor(1.0))
 
@@ -814,10 +911,14 @@ def test_neighbor_loss_prefers_codes_that_keep_neighbours():
 
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(64, 2, generator=generator) * 3
-    labels = (x[:, 0] > 0).long()
+    d = torch.cdist(x, x)
+    d.fill_diagonal_(float("inf"))
+    nearest = d.topk(5, dim=1, largest=False).indices
+    adjacency = torch.zeros(64, 64, dtype=torch.bool)
+    adjacency.scatter_(1, nearest, True)
     shuffled = x[torch.randperm(64, generator=generator)]
-    faithful = _neighbor_loss(x, x, labels, None, 5)
-    assert faithful < _neighbor_loss(x, shuffled, labels, None, 5)
+    faithful = _neighbor_loss(adjacency, x, None)
+    assert faithful < _neighbor_loss(adjacency, shuffled, None)
 
 
 def test_neighbour_term_memory_is_bounded_in_large_batches(data, monkeypatch):
@@ -826,9 +927,9 @@ def test_neighbour_term_memory_is_bounded_in_large_batches(data, monkeypatch):
     seen = []
     original = module._neighbor_loss
 
-    def spy(x, z, labels, weights, n_neighbors):
-        seen.append((x.shape[0], z.shape[0], labels.shape[0]))
-        return original(x, z, labels, weights, n_neighbors)
+    def spy(adjacency, z, weights):
+        seen.append((*adjacency.shape, z.shape[0]))
+        return original(adjacency, z, weights)
 
     monkeypatch.setattr(module, "_neighbor_loss", spy)
     monkeypatch.setattr(module, "NEIGHBOR_ROWS", 50)
@@ -838,6 +939,24 @@ def test_neighbour_term_memory_is_bounded_in_large_batches(data, monkeypatch):
     seen.clear()
     make_clf(batch_size=len(y), max_iter=1, neighbor_weight=0.0).fit(X, y)
     assert seen == []
+
+
+def test_the_graph_is_built_once_a_fit_and_only_with_the_term(data, monkeypatch):
+    import denoisenet.bottleneck as module
+
+    calls = []
+    original = module.neighbor_graph
+
+    def spy(data, n_neighbors, seed):
+        calls.append(n_neighbors)
+        return original(data, n_neighbors, seed)
+
+    monkeypatch.setattr(module, "neighbor_graph", spy)
+    X, y = data
+    make_clf(max_iter=3, n_neighbors=7).fit(X, y)
+    assert calls == [7]
+    make_clf(max_iter=3, neighbor_weight=0.0).fit(X, y)
+    assert calls == [7]
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -975,7 +1094,8 @@ def test_a_warm_refit_ending_in_non_finite_weights_keeps_the_model(
     data, helpers, monkeypatch
 ):
     X, y = data
-    clf = make_clf(max_iter=2).fit(X, y)
+    # Without the neighbour term, whose pairs of rows make 3 batches an epoch.
+    clf = make_clf(max_iter=2, neighbor_weight=0.0).fit(X, y)
     module_before = copy.deepcopy(clf.module_)
     curve, n_iter = list(clf.loss_curve_), clf.n_iter_
     expected = clf.predict_proba(X)

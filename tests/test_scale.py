@@ -610,7 +610,11 @@ def test_uint8_training_data_are_never_copied_to_float(
     fit = {"max_iter": 1, "early_stopping": False}
     _, peak = _traced_peak(lambda: make_dae(**fit).fit(disk))
     assert peak < float_bytes / 8
-    _, peak = _traced_peak(lambda: make_clf(**fit).fit(disk, labels))
+    # (The classifier's neighbour graph has a fixed working memory, larger
+    # than this small file: see the test of the graph's memory below.)
+    _, peak = _traced_peak(
+        lambda: make_clf(**fit, neighbor_weight=0.0).fit(disk, labels)
+    )
     assert peak < float_bytes / 8
     dae = make_dae(max_iter=1).fit(disk)
     codes, peak = _traced_peak(lambda: dae.encode(disk))
@@ -746,6 +750,31 @@ def _batch_rows(module):
     seen = []
     module.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[0]))
     return seen
+
+
+def test_the_neighbour_graphs_memory_does_not_grow_with_the_data(monkeypatch):
+    import denoisenet.bottleneck as module
+    from denoisenet._base import _Uint8Scaling
+    from denoisenet._training import TrainingData
+
+    monkeypatch.setattr(module, "GRAPH_BLOCK_ROWS", 1500)
+    monkeypatch.setattr(module, "PCA_SAMPLE_ROWS", 1000)
+    rng = np.random.default_rng(0)
+    peaks = []
+    for n in (6000, 24000):
+        X = torch.from_numpy(rng.integers(0, 256, (n, 100), dtype=np.uint8))
+        labels = torch.from_numpy(rng.integers(0, 2, n))
+        data = TrainingData(X, torch.arange(n), labels, scale=_Uint8Scaling(0, 255))
+        table, peak = _traced_peak(
+            lambda data=data: module.neighbor_graph(data, 10, seed=0)
+        )
+        assert table.shape == (n, 10) and torch.all(table >= 0)
+        peaks.append(peak - table.numel() * 4)
+    # Beyond its own table (4 bytes a neighbour), the graph of 4x the rows
+    # takes no more memory: no float copy of the data, no n-by-n matrix.
+    float_bytes = 24000 * 100 * 4
+    assert peaks[1] < 1.25 * peaks[0] + 2**20
+    assert peaks[1] < float_bytes / 2
 
 
 def _traced_peak(function):

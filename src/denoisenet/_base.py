@@ -603,6 +603,7 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         data = self._training_data(
             X, targets, weights, early_stopping, split_seed, device
         )
+        self._add_training_graph(data, split_seed)
         module = self._module(reuse, init_seed, device)
         batch_size = self._batch_size(len(data.indices))
         rows = self._penalty_rows(data)
@@ -633,6 +634,9 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         self._check_trained(module, optimizer, data, device, history)
         self._commit(module.eval(), optimizer, history)
         return self
+
+    def _add_training_graph(self, data, seed):
+        """Set ``data.neighbors`` when the objective trains on neighbour pairs."""
 
     def _uses_early_stopping(self, X):
         """``early_stopping``, with ``'auto'`` resolved for ``X``.

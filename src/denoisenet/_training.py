@@ -38,9 +38,12 @@ class Objective:
 
     ``loss(module, inputs, targets, weights)`` returns the (weighted) mean
     loss of a batch; ``targets`` is None when the clean inputs are the
-    targets (an auto-encoder). ``corrupt(inputs, generator)`` returns a
-    corrupted copy of a batch, or is None. ``validation_score(module,
-    X_val, targets_val)`` returns a float, higher is better.
+    targets (an auto-encoder). When the training data carry a neighbour
+    graph, the loss gets a fifth argument: the (rows, rows) boolean
+    adjacency of the batch's rows in that graph (see :func:`_batches`).
+    ``corrupt(inputs, generator)`` returns a corrupted copy of a batch, or
+    is None. ``validation_score(module, X_val, targets_val)`` returns a
+    float, higher is better.
     """
 
     loss: Callable
@@ -64,6 +67,9 @@ class TrainingData:
     X_val: torch.Tensor | None = None
     targets_val: torch.Tensor | None = None
     scale: Callable | None = None
+    # (len(X), k) int32 on the host: row i's neighbours in a graph over the
+    # training rows (-1 pads); when set, batches are pairs of neighbours.
+    neighbors: torch.Tensor | None = None
 
     def _gather(self, rows, device):
         return self.X.index_select(0, rows).to(device, non_blocking=True)
@@ -170,13 +176,13 @@ def make_optimizer(module, learning_rate_init, alpha, batch_size):
 
 def train_step(module, optimizer, objective, batch, generator):
     """One optimiser step on one batch; returns the detached loss."""
-    inputs, targets, weights = batch
+    inputs, targets, weights, *graph = batch
     if objective.corrupt is not None:
         corrupted = objective.corrupt(inputs, generator)
     else:
         corrupted = inputs
     loss = objective.loss(
-        module, corrupted, inputs if targets is None else targets, weights
+        module, corrupted, inputs if targets is None else targets, weights, *graph
     )
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -185,10 +191,22 @@ def train_step(module, optimizer, objective, batch, generator):
 
 
 def _batches(data, batch_size, shuffle, generator, device, min_rows=1):
-    """Yield (inputs, targets, weights) on ``device``, one batch at a time."""
+    """Yield (inputs, targets, weights) on ``device``, one batch at a time.
+
+    With a neighbour graph (``data.neighbors``), every training row is an
+    *anchor* once an epoch, and each batch is ``batch_size // 2`` anchors
+    interleaved with one graph neighbour of each, drawn at random (the
+    anchor itself when it has none): a batch then always holds pairs of
+    near rows, which random batches of a large data set almost never do.
+    Such batches come with a fourth element, the adjacency of their rows in
+    the graph.
+    """
     indices = data.indices
     if shuffle:
         indices = indices[torch.randperm(len(indices), generator=generator)]
+    if data.neighbors is not None:
+        yield from _paired_batches(data, indices, batch_size, generator, device)
+        return
     # The rows are gathered where the data lives (the host, or the GPU when
     # the estimator put the whole data set there) and then moved.
     indices = indices.to(data.X.device)
@@ -206,11 +224,37 @@ def _batches(data, batch_size, shuffle, generator, device, min_rows=1):
         yield data.inputs(rows, device), targets, weights
 
 
+def _paired_batches(data, indices, batch_size, generator, device):
+    """The batches of :func:`_batches` for data with a neighbour graph."""
+    table = data.neighbors
+    anchors_per_batch = max(1, batch_size // 2)
+    for anchors in indices.cpu().split(anchors_per_batch):
+        candidates = table.index_select(0, anchors)
+        # The graph pads with -1 at the end of a row (a class with fewer
+        # rows than neighbours); the draw is among the real ones.
+        found = (candidates >= 0).sum(1)
+        draw = torch.rand(len(anchors), generator=generator)
+        pick = (draw * found).long().clamp_(max=table.shape[1] - 1)
+        partners = candidates.gather(1, pick[:, None])[:, 0].long()
+        partners = torch.where(partners < 0, anchors, partners)
+        rows = torch.stack([anchors, partners], 1).reshape(-1)
+        # Row a's graph neighbours among the batch's rows: the drawn pairs,
+        # and any other edge that the batch happens to hold.
+        adjacency = (table.index_select(0, rows)[:, :, None] == rows).any(1)
+        rows = rows.to(data.X.device)
+        targets, weights = (
+            None if t is None else t.index_select(0, rows).to(device, non_blocking=True)
+            for t in (data.targets, data.weights)
+        )
+        yield data.inputs(rows, device), targets, weights, adjacency.to(device)
+
+
 def run_epoch(module, optimizer, objective, data, schedule, generators, device):
-    """One pass over the training rows; returns the mean batch loss."""
+    """One pass over the training rows; returns the mean loss per row."""
     module.train()
     shuffle_generator, noise_generator = generators
     total = torch.zeros((), device=device)
+    seen = 0
     for batch in _batches(
         data,
         schedule.batch_size,
@@ -221,7 +265,8 @@ def run_epoch(module, optimizer, objective, data, schedule, generators, device):
     ):
         loss = train_step(module, optimizer, objective, batch, noise_generator)
         total += loss * batch[0].shape[0]
-    return float(total) / len(data.indices)
+        seen += batch[0].shape[0]
+    return float(total) / max(seen, 1)
 
 
 def _record(history, loss, score, tol):

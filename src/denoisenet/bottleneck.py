@@ -34,12 +34,24 @@ __all__ = ["BottleneckClassifier"]
 
 _NON_NEGATIVE = interval("real", 0, None)
 
-# Same-class neighbours per image in the neighbour term; see _input_affinities.
-NEIGHBOR_COUNT = 5
-# The term compares every pair of rows of a batch; beyond this many rows it
-# runs on the first ones only (a batch is a random sample of the data when
-# shuffle=True), so that memory stays bounded with large batches.
+# The neighbour term compares every pair of rows of a batch; beyond this
+# many rows it runs on the first ones only (pairs of neighbours stay
+# together), so that memory stays bounded with large batches.
 NEIGHBOR_ROWS = 512
+# The neighbour graph: images are compared in the space of this many
+# principal components of the pixels (fewer features are used as they are),
+PCA_COMPONENTS = 50
+# ... fitted on at most this many training images,
+PCA_SAMPLE_ROWS = 10_000
+# ... and within each class, in blocks of at most this many images (a class
+# larger than that is split at random), so that the graph's cost grows
+# linearly with the data, not quadratically.
+GRAPH_BLOCK_ROWS = 20_000
+# Images scaled (and projected) at a time, and scikit-learn's working
+# memory (MiB) for the distances of the search: the graph's memory beside
+# its table does not grow with the data.
+GRAPH_CHUNK_ROWS = 2048
+GRAPH_WORKING_MEMORY = 64
 
 
 def _is_class_weight(value):
@@ -62,42 +74,103 @@ def _squared_distances(x):
     return (sq[:, None] + sq[None, :] - 2 * x @ x.T).clamp_min(0)
 
 
-def _input_affinities(x, labels, weights, n_neighbors):
-    """Symmetric affinities between same-class nearest neighbours in a batch.
+def _scaled_rows(data, rows):
+    """float32 numpy rows of the (scaled) training data, on the host."""
+    batch = data.inputs(torch.as_tensor(rows).to(data.X.device), "cpu")
+    return batch.numpy()
 
-    Each row gives equal weight to its ``n_neighbors`` nearest rows of the
-    same class in the batch (fewer when the batch holds fewer), as t-SNE on
-    a kNN graph does: a fraction of the cost of calibrating Gaussian
-    bandwidths to a perplexity. Pairs of different classes get none: the
-    term then orders the images *within* each class region of the map and
-    never pulls two classes together, which would fight the classification
-    loss (on Fashion-MNIST, unsupervised neighbours raised the
-    trustworthiness as much but cost more than a point of accuracy).
 
-    With sample ``weights``, a row's share of the mass is its weight, and
-    rows of weight 0 are neither neighbours nor have any.
+def _projection(data, rows, seed):
+    """A function from row indices to the features the graph compares.
+
+    Rows are scaled (8-bit images included) and projected a chunk at a
+    time: only the projected block is ever whole.
     """
-    n = x.shape[0]
+    n_features = data.X.shape[1]
+    project = None
+    if n_features > PCA_COMPONENTS:
+        from sklearn.decomposition import PCA
+
+        rng = np.random.default_rng(seed)
+        sample = rows
+        if len(rows) > PCA_SAMPLE_ROWS:
+            sample = np.sort(rng.choice(rows, PCA_SAMPLE_ROWS, replace=False))
+        n_components = min(PCA_COMPONENTS, len(sample))
+        pca = PCA(n_components, svd_solver="randomized", random_state=seed % 2**32)
+        project = pca.fit(_scaled_rows(data, sample)).transform
+
+    def features(block):
+        width = n_features if project is None else project.__self__.n_components_
+        out = np.empty((len(block), width), dtype=np.float32)
+        for start in range(0, len(block), GRAPH_CHUNK_ROWS):
+            chunk = _scaled_rows(data, block[start : start + GRAPH_CHUNK_ROWS])
+            out[start : start + len(chunk)] = (
+                chunk if project is None else project(chunk)
+            )
+        return out
+
+    return features
+
+
+def neighbor_graph(data, n_neighbors, seed):
+    """Each training row's nearest training rows of its own class.
+
+    Returns a (len(data.X), n_neighbors) int32 tensor of row indices into
+    ``data.X``, padded with -1 (rows that are not trained on, and classes
+    with fewer rows), computed once per call to ``fit`` by scikit-learn's
+    exact :class:`~sklearn.neighbors.NearestNeighbors` on the first
+    :data:`PCA_COMPONENTS` principal components of the images. A class of
+    more than :data:`GRAPH_BLOCK_ROWS` images is split at random into
+    blocks that are searched apart: the neighbours are then the nearest
+    among a large random sample of the class.
+    """
+    from sklearn import config_context
+    from sklearn.neighbors import NearestNeighbors
+
+    rows = data.indices.cpu().numpy()
+    table = np.full((data.X.shape[0], n_neighbors), -1, dtype=np.int32)
+    features = _projection(data, rows, seed)
+    labels = data.targets.cpu().numpy()[rows]
+    rng = np.random.default_rng(seed)
+    for label in np.unique(labels):
+        members = rows[labels == label]
+        n_blocks = -(-len(members) // GRAPH_BLOCK_ROWS)
+        if n_blocks > 1:
+            members = members[rng.permutation(len(members))]
+        for block in np.array_split(members, n_blocks):
+            k = min(n_neighbors, len(block) - 1)
+            if k < 1:
+                continue
+            block = np.sort(block)
+            search = NearestNeighbors(n_neighbors=k, algorithm="brute")
+            with config_context(working_memory=GRAPH_WORKING_MEMORY):
+                found = search.fit(features(block)).kneighbors(return_distance=False)
+            table[block, :k] = block[found]
+    return torch.from_numpy(table)
+
+
+def _graph_affinities(adjacency, weights):
+    """Symmetric affinities of the batch's pairs of neighbours in the graph.
+
+    Each row gives equal weight to its graph neighbours in the batch, as
+    t-SNE on a kNN graph does: a fraction of the cost of calibrating
+    Gaussian bandwidths to a perplexity. With sample ``weights``, a row's
+    share of the mass is its weight.
+    """
     with torch.no_grad():
-        d = _squared_distances(x)
-        d.fill_diagonal_(float("inf"))
-        d.masked_fill_(labels[:, None] != labels[None, :], float("inf"))
+        found = adjacency.to(torch.float32)
         if weights is not None:
-            absent = weights <= 0
-            d.masked_fill_(absent[:, None] | absent[None, :], float("inf"))
-        distances, nearest = d.topk(min(n_neighbors, n - 1), dim=1, largest=False)
-        found = torch.isfinite(distances).to(x.dtype)
+            found = found * (weights > 0).to(found.dtype)[None, :]
         share = found / found.sum(1, keepdim=True).clamp_min(1.0)
         if weights is not None:
             share = share * weights[:, None]
-        p = torch.zeros_like(d).scatter_(1, nearest, share)
-        p = p + p.T
+        p = share + share.T
         return p / p.sum().clamp_min(1e-12)
 
 
-def _neighbor_loss(x, z, labels, weights, n_neighbors):
-    """Parametric t-SNE: KL divergence between input and code affinities."""
-    p = _input_affinities(x, labels, weights, n_neighbors)
+def _neighbor_loss(adjacency, z, weights):
+    """Parametric t-SNE: KL divergence between graph and code affinities."""
+    p = _graph_affinities(adjacency, weights).to(z.dtype)
     log_kernel = -torch.log1p(_squared_distances(z))
     # Q is normalised over the pairs of distinct rows that take part: the
     # diagonal, and rows of weight 0, are left out (P is 0 there).
@@ -369,6 +442,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
     _auto_batch_steps = None
     _extra_domains = {
         "neighbor_weight": interval("real", 0, None),
+        "n_neighbors": interval("int", 1, None),
         "batch_norm": BOOL,
         "class_weight": Domain(
             "None, 'balanced' or a dict of class labels to weights", _is_class_weight
@@ -388,6 +462,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         learning_rate_init=3e-3,
         max_iter=200,
         neighbor_weight=0.3,
+        n_neighbors=10,
         batch_norm=True,
         class_weight=None,
         learning_rate="adaptive",
@@ -412,6 +487,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         self.learning_rate_init = learning_rate_init
         self.max_iter = max_iter
         self.neighbor_weight = neighbor_weight
+        self.n_neighbors = n_neighbors
         self.batch_norm = batch_norm
         self.class_weight = class_weight
         self.learning_rate = learning_rate
@@ -550,20 +626,22 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
             **self._architecture_kwargs(),
         }
 
+    def _add_training_graph(self, data, seed):
+        if self.neighbor_weight > 0:
+            data.neighbors = neighbor_graph(data, int(self.n_neighbors), seed)
+
     def _objective(self, seed):
         weight = float(self.neighbor_weight)  # a Fraction cannot scale a tensor
 
-        def loss(module, inputs, targets, weights):
+        def loss(module, inputs, targets, weights, adjacency=None):
             codes = module.encode(inputs)
             value = _cross_entropy(module.head(codes), targets, weights)
-            if weight > 0 and inputs.shape[0] > 3:
+            if weight > 0 and adjacency is not None and inputs.shape[0] > 3:
                 rows = slice(0, NEIGHBOR_ROWS)
                 value = value + weight * _neighbor_loss(
-                    inputs[rows],
+                    adjacency[rows, rows],
                     codes[rows],
-                    targets[rows],
                     None if weights is None else weights[rows],
-                    NEIGHBOR_COUNT,
                 )
             return value
 
