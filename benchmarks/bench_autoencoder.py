@@ -2,9 +2,14 @@
 
 Part ``speed``: seconds per training epoch of ``DenoisingAutoencoder`` at its
 default settings (784-256-128-256-784, ReLU, sigmoid output, MSE, Adam with
-``learning_rate_init=2e-3``, ``batch_size="auto"``, i.e. ``min(256, n)``)
-except ``noise=--noise-std`` and stopping parameters that make it run
-exactly ``--epochs`` epochs, against
+``learning_rate_init=2e-3``, ``batch_size="auto"``, resolved by the
+estimator itself: ``n // 40`` between 32 and 128, so 128 rows on 60,000
+images) except ``noise=--noise-std``, stopping parameters that make it run
+exactly ``--epochs`` epochs, and ``early_stopping=False``: the default
+``'auto'`` holds out 10% of the rows above 10,000 samples (and scores them
+every epoch), so the DAE would train on fewer images per epoch than the
+anchors; with it off, every implementation trains on the same ``n`` images.
+It is compared against
 
 (a) a plain PyTorch loop with the same network, the same Adam learning rate
     and batch size, shuffled with ``torch.randperm`` every epoch and fresh
@@ -23,8 +28,10 @@ a small slice. Then ``--rounds`` rounds each fit every implementation for
 ``--epochs`` epochs, in an order that rotates from round to round so that
 drift in the machine's speed hits all alike; a fit's wall time (setup
 included, as a user sees it) divided by its epochs is one sample, and the
-table shows the median per implementation. The DAE-to-plain-loop ratio that
-the target uses is the median of the per-round ratios (paired).
+table shows the median per implementation. The plain-loop-to-DAE speed-up that
+the target uses is the median of the per-round ratios (paired). Targets
+(issue 17): the DAE at least 1.3x as fast per epoch as the plain loop, and
+at least 2x as fast as MLPRegressor.
 
 "Share of peak" divides the achieved GFLOP/s (one epoch is
 ``6 x n_samples x weights`` FLOPs, 168 GFLOP for 60,000 images) by the fp32
@@ -70,7 +77,8 @@ from torch import nn
 from denoisenet import DenoisingAutoencoder, GaussianPixelNoise
 
 HIDDEN = (256, 128, 256)
-TARGET_PLAIN_RATIO = 1.05
+TARGET_PLAIN_SPEEDUP = 1.3  # plain loop s/epoch over the DAE's
+TARGET_MLP_SPEEDUP = 2.0  # MLPRegressor s/epoch over the DAE's
 TARGET_ACCURACY = 0.837  # REFERENCE: plain-PyTorch DAE, 20 epochs
 TARGET_MSE = 0.0115  # REFERENCE: the same DAE's denoised MSE
 
@@ -92,11 +100,12 @@ class AutoencoderNet(nn.Module):
 
 
 def effective_batch_size(n_samples):
-    """The batch size the DAE uses at its defaults for ``n_samples`` rows."""
-    batch_size = DenoisingAutoencoder().get_params()["batch_size"]
-    if batch_size == "auto":
-        return max(1, min(256, n_samples))
-    return max(1, min(int(batch_size), n_samples))
+    """The batch size the DAE uses at its defaults for ``n_samples`` rows.
+
+    Resolved by the estimator's own rule (the one ``fit`` calls), so that
+    the anchors follow whatever ``batch_size='auto'`` becomes.
+    """
+    return DenoisingAutoencoder()._batch_size(n_samples)
 
 
 def default_learning_rate():
@@ -111,6 +120,8 @@ def fit_dae(X, X_noisy, epochs, cfg):
         noise=cfg.noise_std,
         max_iter=epochs,
         n_iter_no_change=epochs + 1,  # never stop before max_iter
+        # Train on all n rows, as the anchors do (see the module docstring).
+        early_stopping=False,
         random_state=cfg.seed,
         device="cpu",
     )
@@ -306,25 +317,25 @@ def run_speed(cfg):
     _common.print_table(["inference", "best s", "median", "GFLOP/s", "of peak"], rows)
 
     paired = [
-        d / p
+        p / d
         for d, p in zip(
             seconds["DenoisingAutoencoder"], seconds[plain_name], strict=True
         )
     ]
-    ratio = _common.median(paired)
+    speedup = _common.median(paired)
     print()
-    print("per-round DAE / plain loop: " + ", ".join(f"{r:.3f}" for r in paired))
+    print("per-round plain loop / DAE: " + ", ".join(f"{r:.3f}" for r in paired))
     print(
-        f"target: DAE <= {TARGET_PLAIN_RATIO}x plain loop: "
-        f"{_common.verdict(ratio <= TARGET_PLAIN_RATIO)} (median paired ratio "
-        f"{ratio:.3f}x)"
+        f"target: DAE >= {TARGET_PLAIN_SPEEDUP}x as fast as the plain loop: "
+        f"{_common.verdict(speedup >= TARGET_PLAIN_SPEEDUP)} (median paired "
+        f"speed-up {speedup:.3f}x)"
     )
     mlp_name = "(b) sklearn MLPRegressor"
     dae_median = _common.median(seconds["DenoisingAutoencoder"])
     mlp_median = _common.median(seconds[mlp_name])
     print(
-        "target: DAE faster than MLPRegressor: "
-        f"{_common.verdict(dae_median < mlp_median)} "
+        f"target: DAE >= {TARGET_MLP_SPEEDUP}x as fast as MLPRegressor: "
+        f"{_common.verdict(mlp_median / dae_median >= TARGET_MLP_SPEEDUP)} "
         f"({dae_median:.3f} vs {mlp_median:.3f} s/epoch, "
         f"{mlp_median / dae_median:.2f}x)"
     )
