@@ -1187,11 +1187,11 @@ def _steps_per_epoch(estimator, n, batch_size):
     """Optimiser steps in one epoch over ``n`` rows.
 
     With batch normalisation a last batch of one row joins the one before.
-    The classifier's neighbour term trains on batches of ``batch_size // 2``
-    pairs of neighbours, each row an anchor once an epoch.
+    The classifier's neighbour term adds a neighbour to every row of a
+    batch, so that no batch has one row.
     """
     if getattr(estimator, "neighbor_weight", 0) > 0:
-        return math.ceil(n / max(1, min(batch_size, n) // 2))
+        return math.ceil(n / min(batch_size, n))
     steps = math.ceil(n / min(batch_size, n))
     if getattr(estimator, "batch_norm", False) and steps > 1 and n % batch_size == 1:
         steps -= 1

@@ -200,13 +200,13 @@ def train_step(module, optimizer, objective, batch, generator):
 def _batches(data, batch_size, shuffle, generator, device, min_rows=1):
     """Yield (inputs, targets, weights) on ``device``, one batch at a time.
 
-    With a neighbour graph (``data.neighbors``), every training row is an
-    *anchor* once an epoch, and each batch is ``batch_size // 2`` anchors
-    interleaved with one graph neighbour of each, drawn at random (the
-    anchor itself when it has none): a batch then always holds pairs of
-    near rows, which random batches of a large data set almost never do.
-    Such batches come with a fourth element, the adjacency of their rows in
-    the graph.
+    With a neighbour graph (``data.neighbors``), the ``batch_size`` rows of
+    a batch are *anchors*, each followed by one of its graph neighbours,
+    drawn at random (the anchor itself when it has none): a batch then
+    always holds pairs of near rows, which random batches of a large data
+    set almost never do, while the number of steps, and the independent
+    rows of each, stay those of plain batches. Such batches come with a
+    fourth element, the adjacency of their rows in the graph.
     """
     indices = data.indices
     if shuffle:
@@ -234,8 +234,7 @@ def _batches(data, batch_size, shuffle, generator, device, min_rows=1):
 def _paired_batches(data, indices, batch_size, generator, device):
     """The batches of :func:`_batches` for data with a neighbour graph."""
     table = data.neighbors
-    anchors_per_batch = max(1, batch_size // 2)
-    for anchors in indices.cpu().split(anchors_per_batch):
+    for anchors in indices.cpu().split(batch_size):
         candidates = table.index_select(0, anchors)
         # The graph pads with -1 at the end of a row (a class with fewer
         # rows than neighbours); the draw is among the real ones.

@@ -283,10 +283,10 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
     batch_size : int or 'auto', default='auto'
         Samples per optimiser step; 'auto' is ``min(128, n_samples)``: on
         Fashion-MNIST, batches of 128 reached about half a point more
-        accuracy than 256 in the same 30 epochs. (Unlike the auto-encoder's,
-        it stays at 128 on small data: ``neighbor_weight``'s term needs
-        several images of each class in a batch.) Larger values are clipped
-        to the number of samples.
+        accuracy than 256 in the same 30 epochs. Larger values are clipped
+        to the number of samples. With ``neighbor_weight > 0`` each sample
+        of a batch brings one of its graph neighbours along, so a step
+        trains on twice as many rows.
     learning_rate : {'adaptive', 'constant'}, default='adaptive'
         How Adam's step size changes during :term:`fit`. 'adaptive' is
         scikit-learn's rule for its MLPs, with half its patience: each time
@@ -310,20 +310,27 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         :class:`~sklearn.exceptions.ConvergenceWarning` says when it has not.
     neighbor_weight : float, default=0.3
         Weight of a parametric t-SNE term that keeps images that are near
-        each other in the input near each other in the bottleneck: within
-        every batch, the Kullback-Leibler divergence between uniform
-        affinities on each image's 5 nearest neighbours *of the same class*
-        and Student-t affinities of the codes. A plain classification loss
-        squeezes each class into a blob and loses the neighbourhoods inside
-        it; the term orders each class region and never pulls two classes
-        together. On Fashion-MNIST it raised the trustworthiness of the 2-D
-        map from 0.83 to 0.885-0.897 over five seeds (t-SNE: 0.98), and the
-        test accuracy from 88.3-88.8% to 88.4-89.1%. 0 turns it off (a
-        plain cross-entropy network); larger values favour the map (1.0:
-        trustworthiness 0.92, but accuracy just below 88% for some seeds).
-        On by default because the map is half of what the estimator is for.
-        It compares all pairs of rows in a batch, of batches larger than 512
-        rows the first 512.
+        each other in the input near each other in the bottleneck. Before
+        training, ``fit`` finds every image's ``n_neighbors`` nearest images
+        *of the same class* (exact, with
+        :class:`~sklearn.neighbors.NearestNeighbors`, on the first 50
+        principal components of the images); each batch then pairs each of
+        its images with one of those neighbours, and the term is the
+        Kullback-Leibler divergence between uniform affinities on the
+        pairs and Student-t affinities of the codes, as in t-SNE. A plain
+        classification loss squeezes each class into a blob and loses the
+        neighbourhoods inside it; the term orders each class region and
+        never pulls two classes together. It trades accuracy for
+        faithfulness: see the figures in :ref:`maps`. 0 turns it off (a
+        plain cross-entropy network, half the work a step). Batches of
+        more than 512 rows (anchors and neighbours) compare the first 512.
+    n_neighbors : int, default=10
+        Same-class neighbours of every image in the neighbour term's graph,
+        as UMAP's parameter of that name. A class of more than 20,000 images
+        is searched in random blocks of at most 20,000 (the neighbours are
+        then the nearest within a block), so that the graph takes time
+        linear in the number of images; ``partial_fit`` builds the graph of
+        each call's images. Ignored when ``neighbor_weight=0``.
     batch_norm : bool, default=True
         Batch normalisation after every hidden dense layer except the
         bottleneck, whose scale the neighbour term sets. It lets a larger
@@ -437,8 +444,8 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
     _torch_outputs = {"transform": Encoding, "predict_proba": ClassProbabilities}
     _stratify = True
     _auto_batch_size = 128
-    # Not fewer rows on small data: the neighbour term needs several images
-    # of each class in a batch.
+    # 128 rows on small data too: the defaults' figures on the digits
+    # (benchmarks/bench_defaults.py) were measured so.
     _auto_batch_steps = None
     _extra_domains = {
         "neighbor_weight": interval("real", 0, None),
@@ -635,7 +642,16 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
 
         def loss(module, inputs, targets, weights, adjacency=None):
             codes = module.encode(inputs)
-            value = _cross_entropy(module.head(codes), targets, weights)
+            # With the neighbour term, rows alternate anchor, neighbour (see
+            # _training._batches): the classification loss takes the anchors,
+            # so that it sees every image once an epoch, as without the term,
+            # and not the graph's hubs more often than the others.
+            rows = slice(None) if adjacency is None else slice(0, None, 2)
+            value = _cross_entropy(
+                module.head(codes[rows]),
+                targets[rows],
+                None if weights is None else weights[rows],
+            )
             if weight > 0 and adjacency is not None and inputs.shape[0] > 3:
                 rows = slice(0, NEIGHBOR_ROWS)
                 value = value + weight * _neighbor_loss(
