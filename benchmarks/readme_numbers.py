@@ -3,7 +3,8 @@
 README.md shows what ``denoisenet study`` (the digits, every option at its
 default) measures: the accuracy of a classifier trained on clean images on
 clean, noisy and denoised test images, the bottleneck classifier's accuracy,
-and the trustworthiness of the two 2-D maps, beside the maps figure
+and the trustworthiness of t-SNE's map and of the bottleneck's (the default,
+with its neighbour term), beside the maps figure
 ``docs/_static/study-maps-digits.png``. The paragraph sits between the
 markers ``<!-- readme_numbers: begin -->`` and ``<!-- readme_numbers: end
 -->``; this script runs that exact command (``denoisenet study --out
@@ -63,7 +64,10 @@ def run_study():
 def paragraph(results):
     """The README paragraph for ``results``."""
     noise = results["denoising"]
-    tsne, bottleneck_map = results["maps"]
+    # By name: the study also maps the bottleneck without its neighbour term,
+    # which the paragraph leaves out.
+    maps = {record["map"]: record for record in results["maps"]}
+    tsne, bottleneck_map = maps["t-SNE"], maps["bottleneck"]
     bottleneck = results["classifiers"][3]
     return (
         "On the digits, a classifier trained on clean images "

@@ -98,7 +98,11 @@ def test_results_hold_every_number(study):
     assert noise["accuracy_clean"] == results["classifiers"][1]["accuracy"]
     assert 0 < noise["mse_denoised"] and 0 < noise["mse_noisy"] < 0.3**2
     assert noise["dae_max_iter"] == 5 and noise["dae_fit_time_s"] >= 0
-    assert [m["map"] for m in results["maps"]] == ["t-SNE", "bottleneck"]
+    assert [m["map"] for m in results["maps"]] == [
+        "t-SNE",
+        "bottleneck without the neighbour term",
+        "bottleneck",
+    ]
     for record in results["maps"]:
         assert record["n_samples"] == 200
         assert record["trustworthiness_samples"] == 150
@@ -109,9 +113,26 @@ def test_results_hold_every_number(study):
         assert record["published_test_points"] == 450
         assert 0.5 < record["published_trustworthiness"] <= 1
         assert 0.1 < record["published_knn_accuracy"] <= 1
-    # t-SNE embeds the training images with the test images; the bottleneck
-    # maps them with transform: all 300 in both cases here (under 5,000).
-    assert [m["published_train_points"] for m in results["maps"]] == [300, 300]
+    # t-SNE embeds the training images with the test images; the bottlenecks
+    # map them with transform: all 300 in every case here (under 5,000).
+    assert [m["published_train_points"] for m in results["maps"]] == [300] * 3
+    tsne, plain, default = results["maps"]
+    assert "neighbor_weight" not in tsne
+    assert (plain["neighbor_weight"], default["neighbor_weight"]) == (0, 0.3)
+    # The bottleneck without the term: step 1's settings, neighbor_weight=0,
+    # fitted in the map step, with its fit on record.
+    assert plain["method"] == (
+        "BottleneckClassifier(max_iter=5, neighbor_weight=0).transform "
+        "(fitted in this step)"
+    )
+    assert default["method"] == (
+        "BottleneckClassifier(max_iter=5).transform (trained in step 1)"
+    )
+    assert 0.1 < plain["accuracy"] <= 1 and plain["fit_time_s"] > 0
+    assert 1 <= plain["n_iter"] <= plain["max_iter"] == 5
+    assert isinstance(plain["converged"], bool)
+    # Two different networks: their maps differ.
+    assert plain["trustworthiness"] != default["trustworthiness"]
     assert len(results["blog"]["rows"]) == 6 and not results["blog"]["comparable"]
     settings = results["settings"]
     assert (settings["noise_std"], settings["seed"], settings["max_iter"]) == (
@@ -134,7 +155,9 @@ def test_architecture_conv_reaches_both_networks(tmp_path, study_cli):
     assert results["denoising"]["architecture"] == "conv"
     name = "BottleneckClassifier(architecture='conv', max_iter=2)"
     assert results["classifiers"][3]["model"] == name
-    assert results["maps"][1]["method"].startswith(name)
+    assert results["maps"][2]["method"].startswith(name)
+    plain = "BottleneckClassifier(architecture='conv', max_iter=2, neighbor_weight=0)"
+    assert results["maps"][1]["method"].startswith(plain)
     report = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert "architecture='conv'" in report
 
@@ -261,6 +284,20 @@ def test_reports_show_no_number_that_results_json_lacks(study):
         assert cells and cells <= known
 
 
+def test_map_section_says_what_the_bottleneck_without_the_term_gave(study):
+    results = study["results"]
+    plain = results["maps"][1]
+    said = (
+        f"test accuracy {100 * plain['accuracy']:.1f}%, fit "
+        f"{plain['fit_time_s']:.2f} s, {plain['n_iter']} epochs of at most 5"
+    )
+    md = (study["out"] / "report.md").read_text(encoding="utf-8")
+    html = (study["out"] / "report.html").read_text(encoding="utf-8")
+    section = md[md.index("## 3. ") : md.index("## 4. ")]
+    assert said in section and said in html
+    assert "neighbor_weight=0" in section and "neighbor_weight=0.3" in section
+
+
 def test_blog_measured_column_is_the_measured_numbers(study):
     results = study["results"]
     measured = [r["measured"] for r in results["blog"]["rows"]]
@@ -339,6 +376,15 @@ def test_default_run_prints_progress(tmp_path, study_cli):
     lines = stderr.splitlines()
     for step in ("[1/4]", "[2/4]", "[3/4]", "[4/4]"):
         assert any(line.startswith(step) for line in lines), step
+    # The map step logs the fit of the bottleneck without the neighbour term,
+    # and then the three maps.
+    assert any(
+        line.startswith("[3/4] BottleneckClassifier(max_iter=1, neighbor_weight=0)")
+        and "test accuracy" in line
+        for line in lines
+    )
+    for name in ("t-SNE", "bottleneck without the neighbour term", "bottleneck"):
+        assert any(line.startswith(f"[3/4] {name}: trustworthiness") for line in lines)
     assert "Traceback" not in stderr
     assert json.loads((tmp_path / "results.json").read_text())["data"]["n_train"] == 50
 

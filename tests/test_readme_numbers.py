@@ -40,7 +40,11 @@ def fake_results(clean=0.978, noisy=0.847, denoised=0.902, trust=0.903):
             "noise_std": 0.3,
         },
         "classifiers": [{}, {}, {}, {"accuracy": 0.927}],
-        "maps": [{"trustworthiness": 0.985}, {"trustworthiness": trust}],
+        "maps": [
+            {"map": "t-SNE", "trustworthiness": 0.985},
+            {"map": "bottleneck without the neighbour term", "trustworthiness": 0.5},
+            {"map": "bottleneck", "trustworthiness": trust},
+        ],
         "total_time_s": 31.2,
         "maps_png": b"\x89PNG fake",
     }
@@ -57,6 +61,9 @@ def test_write_fills_the_marked_block_only(script):
     assert text.startswith(f"# title\n\ntext\n\n{script.BEGIN}\n")
     assert text.endswith(f"{script.END}\n\nmore\n")
     assert "97.8%" in text and "84.7%" in text and "90.2%" in text
+    # The maps by name: t-SNE's and the default bottleneck's, not the one
+    # without the neighbour term.
+    assert "0.985" in text and "0.903" in text and "0.500" not in text
     assert script.FIGURE.read_bytes() == b"\x89PNG fake"
     # Writing twice gives the same file.
     script.write(fake_results())

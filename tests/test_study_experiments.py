@@ -27,8 +27,13 @@ def assert_interrupted(status, stdout, stderr, study_cli, *words):
 @pytest.mark.parametrize(
     "epoch, estimator",
     # The first network the study trains is the bottleneck (its 3 epochs),
-    # then the auto-encoder.
-    [(2, "BottleneckClassifier"), (5, "DenoisingAutoencoder")],
+    # then the auto-encoder (3 more), then, in the map step, the bottleneck
+    # without its neighbour term.
+    [
+        (2, "BottleneckClassifier"),
+        (5, "DenoisingAutoencoder"),
+        (8, "BottleneckClassifier"),
+    ],
 )
 def test_ctrl_c_in_a_fit_stops_the_study(
     tmp_path, study_cli, interrupt_epoch, epoch, estimator

@@ -1,5 +1,5 @@
-"""The study's figures: the maps carry their metrics, the loss curves no
-legend that names a single line."""
+"""The study's figures: the three maps carry their metrics and a legend
+title, the loss curves no legend that names a single line."""
 
 from types import SimpleNamespace
 
@@ -11,10 +11,21 @@ from denoisenet.study import figures
 pytest.importorskip("matplotlib")
 
 
-def records(tw_tsne, knn_tsne, tw_bottleneck, knn_bottleneck):
+def records():
     return [
-        {"trustworthiness": tw_tsne, "knn_accuracy": knn_tsne},
-        {"trustworthiness": tw_bottleneck, "knn_accuracy": knn_bottleneck},
+        {"map": "t-SNE", "trustworthiness": 0.98123, "knn_accuracy": 0.9512},
+        {
+            "map": "bottleneck without the neighbour term",
+            "neighbor_weight": 0.0,
+            "trustworthiness": 0.8312,
+            "knn_accuracy": 0.8721,
+        },
+        {
+            "map": "bottleneck",
+            "neighbor_weight": 0.3,
+            "trustworthiness": 0.876,
+            "knn_accuracy": 0.8049,
+        },
     ]
 
 
@@ -26,19 +37,21 @@ def test_maps_carry_their_metrics_and_a_legend_title(class_names, legend_title):
     rng = np.random.default_rng(0)
     y = np.arange(60) % 10
     data = SimpleNamespace(class_names=class_names)
-    figure = figures.maps_figure(
-        rng.normal(size=(60, 2)),
-        rng.normal(size=(60, 2)),
-        y,
-        data,
-        records(0.98123, 0.9512, 0.876, 0.8049),
-    )
-    left, right = figure.axes[:2]
-    assert left.get_title() == "t-SNE\ntrustworthiness 0.981, kNN accuracy in 2-D 95.1%"
-    assert right.get_title() == (
-        "BottleneckClassifier\ntrustworthiness 0.876, kNN accuracy in 2-D 80.5%"
-    )
-    for ax in (left, right):
+    maps = [rng.normal(size=(60, 2)) for _ in range(3)]
+    figure = figures.maps_figure(maps, y, data, records())
+    # Three panels, and nothing else with a title (the legends are inside).
+    assert len(figure.axes) == 3
+    assert [ax.get_title() for ax in figure.axes] == [
+        "t-SNE\ntrustworthiness 0.981, kNN accuracy in 2-D 95.1%",
+        "BottleneckClassifier, neighbor_weight=0\n"
+        "trustworthiness 0.831, kNN accuracy in 2-D 87.2%",
+        "BottleneckClassifier, neighbor_weight=0.3\n"
+        "trustworthiness 0.876, kNN accuracy in 2-D 80.5%",
+    ]
+    for ax, Z in zip(figure.axes, maps, strict=True):
+        # Each panel draws its own map: one scatter per class.
+        drawn = np.vstack([c.get_offsets() for c in ax.collections])
+        assert sorted(map(tuple, drawn)) == sorted(map(tuple, Z))
         legend = ax.get_legend()
         assert legend.get_title().get_text() == legend_title
         assert [t.get_text() for t in legend.get_texts()] == list(class_names)

@@ -2,9 +2,10 @@
 
 Four steps on one data set: baselines (logistic regression, two MLPs and the
 bottleneck classifier), noise and denoising, 2-D maps (t-SNE beside the
-bottleneck), and the blog's figures beside the measured ones. Every number
-goes into one ``results`` dict; ``results.json``, ``report.md`` and
-``report.html`` are all rendered from it, so they cannot disagree.
+bottleneck without and with its neighbour term), and the blog's figures
+beside the measured ones. Every number goes into one ``results`` dict;
+``results.json``, ``report.md`` and ``report.html`` are all rendered from
+it, so they cannot disagree.
 
 The modules follow the pipeline:
 
@@ -113,11 +114,12 @@ def _run_steps(data, config, log):
     )
     figure = figures.denoising_figure(data, X_noisy, X_denoised, config.noise_std)
     images[FIGURES["denoising"]] = png(figure)
-    log("[3/4] 2-D maps: t-SNE and the bottleneck")
-    maps, Z_tsne, Z_bottleneck, y = experiments.maps(
-        data, models["bottleneck"], config, log
+    log(
+        "[3/4] 2-D maps: t-SNE, and the bottleneck without its neighbour term "
+        "(fitted now) and with it"
     )
-    figure = figures.maps_figure(Z_tsne, Z_bottleneck, y, data, maps)
+    maps, embeddings, y = experiments.maps(data, models["bottleneck"], config, log)
+    figure = figures.maps_figure(embeddings, y, data, maps)
     images[FIGURES["maps"]] = png(figure)
     figure = figures.loss_curves_figure(dae, models["bottleneck"])
     images[FIGURES["loss_curves"]] = png(figure)

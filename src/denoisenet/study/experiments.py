@@ -260,14 +260,24 @@ def _mse_between(X, X_clean):
 
 # -- step 3: 2-D maps --------------------------------------------------------
 
+#: The maps, in the order of the report's table and of the figure's panels:
+#: t-SNE, then the bottleneck without and with its neighbour term.
+MAP_NAMES = ("t-SNE", "bottleneck without the neighbour term", "bottleneck")
+
 
 def maps(data, bottleneck, config, log):
-    """t-SNE and the bottleneck's map of a sample of the test images.
+    """t-SNE and the bottleneck's maps of a sample of the test images.
 
-    Returns (records, t-SNE map, bottleneck map, labels of the sample).
+    ``bottleneck`` is step 1's BottleneckClassifier, with its neighbour
+    term; a clone with ``neighbor_weight=0`` is fitted here, so that the
+    report shows what the term changes.
+
+    Returns (records, maps, labels of the sample), a record and a map for
+    each name of :data:`MAP_NAMES`, in that order.
     """
     from sklearn.manifold import TSNE
 
+    plain, fitted = _fit_plain_bottleneck(bottleneck, data, log)
     X, y = data.X_test, data.y_test
     if len(X) > MAP_SAMPLES:
         rows = stratified_sample(y, MAP_SAMPLES, config.seed)
@@ -275,24 +285,19 @@ def maps(data, bottleneck, config, log):
         rows = np.random.default_rng(config.seed).permutation(len(X))
     # Shuffled, so that the first TRUSTWORTHINESS_SAMPLES are a fair sample.
     X, y = X[rows], y[rows]
-    start = time.perf_counter()
-    Z_tsne = TSNE(random_state=config.seed).fit_transform(X)
-    tsne_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    Z_bottleneck = bottleneck.transform(X)
-    bottleneck_seconds = time.perf_counter() - start
-    records = [
-        _map_record("t-SNE", "TSNE()", X, Z_tsne, y, tsne_seconds),
-        _map_record(
-            "bottleneck",
-            f"{describe(bottleneck)}.transform (trained in step 1)",
-            X,
-            Z_bottleneck,
-            y,
-            bottleneck_seconds,
-        ),
-    ]
-    _published(records, data, bottleneck, config)
+    Z, seconds = _timed(TSNE(random_state=config.seed).fit_transform, X)
+    records, embeddings = [_map_record("t-SNE", "TSNE()", X, Z, y, seconds)], [Z]
+    for name, model, when in (
+        (MAP_NAMES[1], plain, "fitted in this step"),
+        (MAP_NAMES[2], bottleneck, "trained in step 1"),
+    ):
+        Z, seconds = _timed(model.transform, X)
+        how = f"{describe(model)}.transform ({when})"
+        records.append(_map_record(name, how, X, Z, y, seconds))
+        records[-1]["neighbor_weight"] = float(model.neighbor_weight)
+        embeddings.append(Z)
+    records[1].update(fitted)
+    _published(records, data, (plain, bottleneck), config)
     for record in records:
         log(
             f"[3/4] {record['map']}: trustworthiness "
@@ -301,11 +306,40 @@ def maps(data, bottleneck, config, log):
             f"protocol: trustworthiness {tw(record['published_trustworthiness'])}, "
             f"5-NN {pct(record['published_knn_accuracy'])}"
         )
-    return records, Z_tsne, Z_bottleneck, y
+    return records, embeddings, y
 
 
-def _published(records, data, bottleneck, config):
-    """Add the published table's protocol to the t-SNE and bottleneck records."""
+def _timed(function, *args):
+    """(what ``function(*args)`` returns, the seconds it took)."""
+    start = time.perf_counter()
+    result = function(*args)
+    return result, time.perf_counter() - start
+
+
+def _fit_plain_bottleneck(bottleneck, data, log):
+    """Step 1's bottleneck without its neighbour term, fitted and scored.
+
+    Returns (the fitted clone, what its map record says of the fit).
+    """
+    plain = clone(bottleneck).set_params(neighbor_weight=0)
+    seconds, converged = fit(plain, data.X_train, data.y_train)
+    fitted = {
+        "accuracy": float(plain.score(data.X_test, data.y_test)),
+        "fit_time_s": seconds,
+        "n_iter": int(plain.n_iter_),
+        "max_iter": int(plain.max_iter),
+        "converged": converged,
+    }
+    log(
+        f"[3/4] {describe(plain)}: test accuracy {pct(fitted['accuracy'])}, "
+        f"fit {sec(seconds)}, {fitted['n_iter']} iterations"
+        + ("" if converged else " (not converged)")
+    )
+    return plain, fitted
+
+
+def _published(records, data, bottlenecks, config):
+    """Add the published table's protocol to the records of :func:`maps`."""
     from sklearn.manifold import TSNE
 
     X_test, y_test = _first_rows(data.X_test, data.y_test, PUBLISHED_TEST, config)
@@ -314,19 +348,19 @@ def _published(records, data, bottleneck, config):
     )
     joint = TSNE(random_state=config.seed).fit_transform(np.vstack([X_train, X_test]))
     m = len(X_train)
-    tsne = _published_scores(X_test, joint[m:], y_test, joint[:m], y_train)
-    mapped = _published_scores(
-        X_test,
-        bottleneck.transform(X_test),
-        y_test,
-        bottleneck.transform(data.X_train),
-        data.y_train,
-    )
-    for record, scores, n_train in (
-        (records[0], tsne, m),
-        (records[1], mapped, len(data.X_train)),
-    ):
-        record["published_trustworthiness"], record["published_knn_accuracy"] = scores
+    scores = [(_published_scores(X_test, joint[m:], y_test, joint[:m], y_train), m)]
+    for model in bottlenecks:
+        mapped = _published_scores(
+            X_test,
+            model.transform(X_test),
+            y_test,
+            model.transform(data.X_train),
+            data.y_train,
+        )
+        scores.append((mapped, len(data.X_train)))
+    for record, ((trust, knn), n_train) in zip(records, scores, strict=True):
+        record["published_trustworthiness"] = trust
+        record["published_knn_accuracy"] = knn
         record["published_test_points"] = len(X_test)
         record["published_train_points"] = n_train
 

@@ -79,34 +79,38 @@ def denoising_figure(data, X_noisy, X_denoised, std, n=10):
     return figure
 
 
-def maps_figure(Z_tsne, Z_bottleneck, y, data, records):
-    """t-SNE and the bottleneck's map side by side, coloured by class.
+def maps_figure(embeddings, y, data, records):
+    """The 2-D maps side by side, coloured by class.
 
-    Each panel's title carries its map's metrics (``records``, as
-    :func:`~denoisenet.study.experiments.maps` returns them), so the figure
-    says on its own how good each map is.
+    ``records`` and ``embeddings`` are what
+    :func:`~denoisenet.study.experiments.maps` returns: t-SNE, then the
+    bottleneck without and with its neighbour term. Each panel's title
+    carries its map's metrics, so the figure says on its own how good each
+    map is; each legend's title says what the colours are.
     """
     from denoisenet.plotting import _figure_class, plot_embedding
 
-    figure = _figure_class()(figsize=(13, 5.5), layout="constrained")
-    axes = figure.subplots(1, 2)
+    figure = _figure_class()(figsize=(6 * len(records), 6), layout="constrained")
+    axes = figure.subplots(1, len(records), squeeze=False)[0]
     names = [data.class_names[c] for c in np.unique(y)]
     legend_title = "digit" if all(n.isdigit() for n in names) else "class"
-    for ax, Z, name, record in zip(
-        axes,
-        (Z_tsne, Z_bottleneck),
-        ("t-SNE", "BottleneckClassifier"),
-        records,
-        strict=True,
-    ):
+    for ax, Z, record in zip(axes, embeddings, records, strict=True):
         title = (
-            f"{name}\ntrustworthiness {record['trustworthiness']:.3f}, "
-            f"kNN accuracy in 2-D {100 * record['knn_accuracy']:.1f}%"
+            f"{_panel_name(record)}\ntrustworthiness "
+            f"{record['trustworthiness']:.3f}, kNN accuracy in 2-D "
+            f"{100 * record['knn_accuracy']:.1f}%"
         )
         plot_embedding(Z, y, ax=ax, title=title, class_names=names)
         ax.get_legend().set_title(legend_title)
     figure.suptitle(f"2-D maps of {len(y):,} test images")
     return figure
+
+
+def _panel_name(record):
+    """t-SNE, or the bottleneck and its neighbour term's weight."""
+    if "neighbor_weight" not in record:
+        return record["map"]
+    return f"BottleneckClassifier, neighbor_weight={record['neighbor_weight']:g}"
 
 
 def loss_curves_figure(dae, bottleneck):

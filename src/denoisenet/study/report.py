@@ -156,29 +156,55 @@ def _map_blocks(results):
         "5-NN accuracy (published protocol)",
         "time",
     ]
+    caption = (
+        "t-SNE, and the bottleneck without and with its neighbour term, "
+        "coloured by class"
+    )
     return [
         ("h2", "3. Two-dimensional maps"),
-        ("figure", FIGURES["maps"], "t-SNE and the bottleneck, coloured by class"),
+        ("figure", FIGURES["maps"], caption),
         ("table", header, rows),
+        ("p", _plain_bottleneck_text(results)),
         (
             "p",
             f"Trustworthiness with {results['settings']['n_neighbors']} neighbours "
             f"on the first {integer(first['trustworthiness_samples'])} points; kNN "
             f"accuracy: 5-fold cross-validated KNeighborsClassifier("
-            f"{results['settings']['n_neighbors']}) in the 2-D map. The "
-            "bottleneck's time is its transform only: it was trained in step 1. "
-            "The published protocol (Sainburg, McInnes and Gentner, Neural "
+            f"{results['settings']['n_neighbors']}) in the 2-D map; the figure's "
+            "panels give these two. The bottlenecks' times are their transform "
+            "only. The published protocol (Sainburg, McInnes and Gentner, Neural "
             "Computation 2021, whose table gives parametric UMAP and t-SNE "
             "these two figures): trustworthiness with 5 neighbours on "
             f"{integer(first['published_test_points'])} test points, and a "
             "5-NN classifier fitted on the embedded training points and "
-            "scored on the embedded test points; the bottleneck maps all "
-            f"{integer(results['maps'][1]['published_train_points'])} training "
-            "points with transform, while t-SNE, which cannot map new points, "
-            f"embeds {integer(first['published_train_points'])} of them "
+            "scored on the embedded test points; the bottlenecks map all "
+            f"{integer(_map(results, 'bottleneck')['published_train_points'])} "
+            "training points with transform, while t-SNE, which cannot map new "
+            f"points, embeds {integer(first['published_train_points'])} of them "
             "together with the test points.",
         ),
     ]
+
+
+def _map(results, name):
+    """The record of the map called ``name``."""
+    return next(r for r in results["maps"] if r["map"] == name)
+
+
+def _plain_bottleneck_text(results):
+    """What the map without the neighbour term is, and what its fit gave."""
+    plain = _map(results, "bottleneck without the neighbour term")
+    default = _map(results, "bottleneck")
+    return (
+        "The bottleneck with the neighbour term (neighbor_weight="
+        f"{default['neighbor_weight']:g}) is the classifier of step 1 "
+        f"(test accuracy {pct(results['classifiers'][3]['accuracy'])}). The one "
+        "without it has step 1's settings but neighbor_weight=0, a plain "
+        "cross-entropy network, and was fitted in this step: test accuracy "
+        f"{pct(plain['accuracy'])}, fit {sec(plain['fit_time_s'])}, "
+        f"{plain['n_iter']} epochs of at most {plain['max_iter']}, converged: "
+        f"{_yes_no(plain['converged'])}."
+    )
 
 
 def _blog_blocks(results):
