@@ -646,9 +646,10 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
             # _training._batches): the classification loss takes the anchors,
             # so that it sees every image once an epoch, as without the term,
             # and not the graph's hubs more often than the others.
+            # (The head runs on every row: batch normalisation needs two.)
             rows = slice(None) if adjacency is None else slice(0, None, 2)
             value = _cross_entropy(
-                module.head(codes[rows]),
+                module.head(codes)[rows],
                 targets[rows],
                 None if weights is None else weights[rows],
             )
