@@ -112,11 +112,13 @@ def run_seeds(X_train, y_train, X_test, y_test, cfg):
     rows.append(["mean", f"{100 * np.mean(accuracies):.2f}%", "", "", ""])
     print()
     _common.print_table(["seed", "accuracy", "fit s", "epochs", "last loss"], rows)
-    met = min(accuracies) > TARGET_ACCURACY
-    print(
-        f"target: every seed > {100 * TARGET_ACCURACY:.1f}%: {_common.verdict(met)} "
-        f"(min {100 * min(accuracies):.2f}%)"
-    )
+    if cfg.data == "fm" and cfg.n_samples >= 60000:
+        # REFERENCE's anchor holds for the 60,000 training images only.
+        met = min(accuracies) > TARGET_ACCURACY
+        print(
+            f"target: every seed > {100 * TARGET_ACCURACY:.1f}%: "
+            f"{_common.verdict(met)} (min {100 * min(accuracies):.2f}%)"
+        )
     return models
 
 
