@@ -829,6 +829,7 @@ def test_neighbor_graph_splits_large_classes_into_blocks(monkeypatch):
 
 def test_paired_batches_pair_every_anchor_with_a_graph_neighbour():
     from denoisenet._training import _batches
+    from denoisenet.bottleneck import _adjacency
 
     rng = np.random.default_rng(5)
     X = rng.random((21, 3), dtype=np.float32)
@@ -840,17 +841,24 @@ def test_paired_batches_pair_every_anchor_with_a_graph_neighbour():
     data.neighbors = torch.from_numpy(table)
     generator = torch.Generator().manual_seed(0)
     anchors = []
-    for inputs, targets, weights, adjacency in _batches(
+    for inputs, targets, weights, edges in _batches(
         data, 8, True, generator, torch.device("cpu")
     ):
+        adjacency = _adjacency(edges, inputs.shape[0])
         # 8 anchors a batch (the last: 4), each followed by its partner.
         assert inputs.shape[0] in (16, 8)
         rows = [int(np.flatnonzero((X == row).all(1))[0]) for row in inputs.numpy()]
         for anchor, partner in zip(rows[::2], rows[1::2], strict=True):
             anchors.append(anchor)
             assert partner in table[anchor] or (anchor == partner == 7)
-        expected = np.array([[b in table[a] for b in rows] for a in rows])
-        assert np.array_equal(adjacency.numpy(), expected)
+        # Every edge between the batch's rows, and nothing else, is marked
+        # (at one place of a row that the batch holds twice).
+        found = adjacency.numpy()
+        rows = np.array(rows)
+        for i, a in enumerate(rows):
+            assert all(rows[j] in table[a] for j in np.flatnonzero(found[i]))
+            for b in set(rows) & set(table[a]):
+                assert found[i, rows == b].sum() == 1
         assert targets.shape == (len(rows),) and weights is None
     # Every training row is an anchor once an epoch; row 0 is not trained on.
     assert sorted(anchors) == list(range(1, 21))

@@ -39,8 +39,9 @@ class Objective:
     ``loss(module, inputs, targets, weights)`` returns the (weighted) mean
     loss of a batch; ``targets`` is None when the clean inputs are the
     targets (an auto-encoder). When the training data carry a neighbour
-    graph, the loss gets a fifth argument: the (rows, rows) boolean
-    adjacency of the batch's rows in that graph (see :func:`_batches`).
+    graph, the loss gets a fifth argument: the graph's edges between the
+    batch's rows, a (2, n_edges) tensor of row positions (see
+    :func:`_batches`).
     ``corrupt(inputs, generator)`` returns a corrupted copy of a batch, or
     is None. ``validation_score(module, X_val, targets_val)`` returns a
     float, higher is better.
@@ -206,7 +207,8 @@ def _batches(data, batch_size, shuffle, generator, device, min_rows=1):
     always holds pairs of near rows, which random batches of a large data
     set almost never do, while the number of steps, and the independent
     rows of each, stay those of plain batches. Such batches come with a
-    fourth element, the adjacency of their rows in the graph.
+    fourth element, the graph's edges between their rows
+    (:func:`_edges_within`).
     """
     indices = data.indices
     if shuffle:
@@ -244,15 +246,31 @@ def _paired_batches(data, indices, batch_size, generator, device):
         partners = candidates.gather(1, pick[:, None])[:, 0].long()
         partners = torch.where(partners < 0, anchors, partners)
         rows = torch.stack([anchors, partners], 1).reshape(-1)
-        # Row a's graph neighbours among the batch's rows: the drawn pairs,
-        # and any other edge that the batch happens to hold.
-        adjacency = (table.index_select(0, rows)[:, :, None] == rows).any(1)
+        edges = _edges_within(table, rows)
         rows = rows.to(data.X.device)
         targets, weights = (
             None if t is None else t.index_select(0, rows).to(device, non_blocking=True)
             for t in (data.targets, data.weights)
         )
-        yield data.inputs(rows, device), targets, weights, adjacency.to(device)
+        yield data.inputs(rows, device), targets, weights, edges.to(device)
+
+
+def _edges_within(table, rows):
+    """The graph's edges between a batch's rows, as positions in ``rows``.
+
+    Returns a (2, n_edges) tensor: ``rows[i]`` has ``rows[j]`` among its
+    neighbours in ``table`` for every column (i, j): the drawn pairs, and
+    any other edge that the batch happens to hold. Memory is that of the
+    batch's rows of ``table``, however large the batch. (A row that occurs
+    twice in a batch is found at one of its places.)
+    """
+    order = rows.argsort()
+    ordered = rows[order]
+    neighbours = table.index_select(0, rows).long()  # (n, k), -1 pads
+    at = torch.searchsorted(ordered, neighbours).clamp_(max=len(rows) - 1)
+    found = (ordered[at] == neighbours) & (neighbours >= 0)
+    source, slot = found.nonzero(as_tuple=True)
+    return torch.stack([source, order[at[source, slot]]])
 
 
 def run_epoch(module, optimizer, objective, data, schedule, generators, device):

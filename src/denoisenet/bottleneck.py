@@ -149,6 +149,14 @@ def neighbor_graph(data, n_neighbors, seed):
     return torch.from_numpy(table)
 
 
+def _adjacency(edges, n):
+    """The (n, n) boolean adjacency of the ``edges`` between the first n rows."""
+    inside = (edges < n).all(0)
+    adjacency = torch.zeros((n, n), dtype=torch.bool, device=edges.device)
+    adjacency[edges[0, inside], edges[1, inside]] = True
+    return adjacency
+
+
 def _graph_affinities(adjacency, weights):
     """Symmetric affinities of the batch's pairs of neighbours in the graph.
 
@@ -640,23 +648,23 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
     def _objective(self, seed):
         weight = float(self.neighbor_weight)  # a Fraction cannot scale a tensor
 
-        def loss(module, inputs, targets, weights, adjacency=None):
+        def loss(module, inputs, targets, weights, edges=None):
             codes = module.encode(inputs)
             # With the neighbour term, rows alternate anchor, neighbour (see
             # _training._batches): the classification loss takes the anchors,
             # so that it sees every image once an epoch, as without the term,
             # and not the graph's hubs more often than the others.
             # (The head runs on every row: batch normalisation needs two.)
-            rows = slice(None) if adjacency is None else slice(0, None, 2)
+            rows = slice(None) if edges is None else slice(0, None, 2)
             value = _cross_entropy(
                 module.head(codes)[rows],
                 targets[rows],
                 None if weights is None else weights[rows],
             )
-            if weight > 0 and adjacency is not None and inputs.shape[0] > 3:
+            if weight > 0 and edges is not None and inputs.shape[0] > 3:
                 rows = slice(0, NEIGHBOR_ROWS)
                 value = value + weight * _neighbor_loss(
-                    adjacency[rows, rows],
+                    _adjacency(edges, min(inputs.shape[0], NEIGHBOR_ROWS)),
                     codes[rows],
                     None if weights is None else weights[rows],
                 )
