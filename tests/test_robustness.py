@@ -984,6 +984,7 @@ INVALID_PARAMS = [
     (make_dae, "noise", INVALID_NOISE),
     *[(make_clf, name, s) for name, s in COMMON_INVALID.items()],
     (make_clf, "neighbor_weight", invalid_reals()),
+    (make_clf, "n_neighbors", invalid_ints(1)),
     (GaussianPixelNoise, "std", invalid_reals()),
     (
         GaussianPixelNoise,
@@ -1062,7 +1063,10 @@ EXTREME_DAE = {
         MaskingNoise(fraction=1.0, value=1e300),
     ]
 }
-EXTREME_CLF = {"neighbor_weight": [0, 1e-30, 1.0, 1e10, 1e300, Fraction(1, 2)]}
+EXTREME_CLF = {
+    "neighbor_weight": [0, 1e-30, 1.0, 1e10, 1e300, Fraction(1, 2)],
+    "n_neighbors": [1, np.int64(3), 10**30],
+}
 
 
 def _resolve_extreme(value):
@@ -1833,7 +1837,9 @@ def test_classifier_survives_hostile_classes(data, n, n_classes):
     [
         ("dae", {"hidden_layer_sizes": (10**6, 10**6)}),
         ("clf", {"hidden_layer_sizes": (10**20,)}),
-        ("dae", {"architecture": "conv", "conv_channels": (10**7,)}),
+        # Far beyond any host: 10**7 channels needed about 23 GB, which a
+        # 24 GB machine with little else running could hold.
+        ("dae", {"architecture": "conv", "conv_channels": (10**9,)}),
         ("clf", {"architecture": "conv", "conv_channels": (16, 2**64)}),
     ],
 )

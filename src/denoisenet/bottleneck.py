@@ -116,7 +116,8 @@ def neighbor_graph(data, n_neighbors, seed):
     """Each training row's nearest training rows of its own class.
 
     Returns a (len(data.X), n_neighbors) int32 tensor of row indices into
-    ``data.X``, padded with -1 (rows that are not trained on, and classes
+    ``data.X`` (fewer columns when no class has that many other rows),
+    padded with -1 (rows that are not trained on, and classes
     with fewer rows), computed once per call to ``fit`` by scikit-learn's
     exact :class:`~sklearn.neighbors.NearestNeighbors` on the first
     :data:`PCA_COMPONENTS` principal components of the images. A class of
@@ -128,9 +129,13 @@ def neighbor_graph(data, n_neighbors, seed):
     from sklearn.neighbors import NearestNeighbors
 
     rows = data.indices.cpu().numpy()
+    labels = data.targets.cpu().numpy()[rows]
+    # No image has more neighbours than the rest of its class (of its
+    # block): a huge n_neighbors costs no memory.
+    largest = min(np.bincount(labels).max(), GRAPH_BLOCK_ROWS)
+    n_neighbors = max(1, min(n_neighbors, largest - 1))
     table = np.full((data.X.shape[0], n_neighbors), -1, dtype=np.int32)
     features = _projection(data, rows, seed)
-    labels = data.targets.cpu().numpy()[rows]
     rng = np.random.default_rng(seed)
     for label in np.unique(labels):
         members = rows[labels == label]
