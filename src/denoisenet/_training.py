@@ -225,12 +225,16 @@ def _batches(data, batch_size, shuffle, generator, device, min_rows=1):
         # normalisation cannot normalise a single row.
         starts.pop()
     for start, stop in itertools.pairwise([*starts, len(indices)]):
-        rows = indices[start:stop]
-        targets, weights = (
-            None if t is None else t.index_select(0, rows).to(device, non_blocking=True)
-            for t in (data.targets, data.weights)
-        )
-        yield data.inputs(rows, device), targets, weights
+        yield _batch(data, indices[start:stop], device)
+
+
+def _batch(data, rows, device):
+    """(inputs, targets, weights) of ``rows`` (on the data's device), on ``device``."""
+    targets, weights = (
+        None if t is None else t.index_select(0, rows).to(device, non_blocking=True)
+        for t in (data.targets, data.weights)
+    )
+    return data.inputs(rows, device), targets, weights
 
 
 def _paired_batches(data, indices, batch_size, generator, device):
@@ -247,12 +251,7 @@ def _paired_batches(data, indices, batch_size, generator, device):
         partners = torch.where(partners < 0, anchors, partners)
         rows = torch.stack([anchors, partners], 1).reshape(-1)
         edges = _edges_within(table, rows)
-        rows = rows.to(data.X.device)
-        targets, weights = (
-            None if t is None else t.index_select(0, rows).to(device, non_blocking=True)
-            for t in (data.targets, data.weights)
-        )
-        yield data.inputs(rows, device), targets, weights, edges.to(device)
+        yield *_batch(data, rows.to(data.X.device), device), edges.to(device)
 
 
 def _edges_within(table, rows):

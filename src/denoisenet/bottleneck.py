@@ -86,7 +86,7 @@ def _projection(data, rows, seed):
     Rows are scaled (8-bit images included) and projected a chunk at a
     time: only the projected block is ever whole.
     """
-    n_features = data.X.shape[1]
+    width = n_features = data.X.shape[1]
     project = None
     if n_features > PCA_COMPONENTS:
         from sklearn.decomposition import PCA
@@ -95,12 +95,11 @@ def _projection(data, rows, seed):
         sample = rows
         if len(rows) > PCA_SAMPLE_ROWS:
             sample = np.sort(rng.choice(rows, PCA_SAMPLE_ROWS, replace=False))
-        n_components = min(PCA_COMPONENTS, len(sample))
-        pca = PCA(n_components, svd_solver="randomized", random_state=seed % 2**32)
+        width = min(PCA_COMPONENTS, len(sample))
+        pca = PCA(width, svd_solver="randomized", random_state=seed % 2**32)
         project = pca.fit(_scaled_rows(data, sample)).transform
 
     def features(block):
-        width = n_features if project is None else project.__self__.n_components_
         out = np.empty((len(block), width), dtype=np.float32)
         for start in range(0, len(block), GRAPH_CHUNK_ROWS):
             chunk = _scaled_rows(data, block[start : start + GRAPH_CHUNK_ROWS])
