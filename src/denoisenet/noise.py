@@ -134,18 +134,15 @@ def _draw_normal(X, generator):
     return out.normal_(generator=generator)
 
 
-def _scalar(value, X):
-    # A 0-d tensor in X's dtype: a bound beyond float32's range (1e300 on
-    # float32 images, say) saturates to infinity instead of raising.
-    return torch.tensor(float(value), dtype=X.dtype, device=X.device)
-
-
 def _bound(value, X):
-    # A Python float that is exactly ``value`` rounded to X's dtype, so that
-    # clamping by it gives what clamping by ``_scalar`` gives, bit for bit.
-    # A float bound runs clamp's scalar kernel, 8x faster on the CPU than
-    # its kernel for tensor bounds (0.08 ms for a batch of 128 images); made
-    # on the CPU, so that a GPU batch waits for no copy back.
+    # A Python float that is exactly ``value`` rounded to X's dtype: a value
+    # beyond float32's range (1e300 on float32 images, say) saturates to
+    # infinity instead of raising, as a 0-d tensor of X's dtype would. A
+    # float runs the scalar kernels of clamp and masked_fill (clamp's is 8x
+    # faster on the CPU than its kernel for tensor bounds: 0.08 ms for a
+    # batch of 128 images); made on the CPU, so that a GPU batch waits for
+    # no copy, and a CUDA graph can capture the step (a copy from the host
+    # cannot be captured).
     return torch.tensor(float(value), dtype=X.dtype).item()
 
 
@@ -287,8 +284,8 @@ class SaltAndPepperNoise(_PixelNoise):
         u = _draw("uniform", X, generator)
         # One uniform draw decides both whether and how a pixel is replaced:
         # u < amount / 2 gives pepper, amount / 2 <= u < amount gives salt.
-        noisy = X.masked_fill(u < self.amount, _scalar(self.high, X))
-        return noisy.masked_fill_(u < self.amount / 2, _scalar(self.low, X))
+        noisy = X.masked_fill(u < self.amount, _bound(self.high, X))
+        return noisy.masked_fill_(u < self.amount / 2, _bound(self.low, X))
 
 
 class MaskingNoise(_PixelNoise):
@@ -346,4 +343,4 @@ class MaskingNoise(_PixelNoise):
 
     def _corrupt(self, X, generator):
         u = _draw("uniform", X, generator)
-        return X.masked_fill(u < self.fraction, _scalar(self.value, X))
+        return X.masked_fill(u < self.fraction, _bound(self.value, X))
