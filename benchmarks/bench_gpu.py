@@ -12,10 +12,10 @@ rotating order, the median seconds per epoch shown:
 - the estimators at their defaults (``early_stopping=False`` and a patience
   longer than the fit, so that every one trains on all rows for exactly
   ``--epochs`` epochs), with CUDA graphs (the default) and without them
-  (``denoisenet._training.CUDA_GRAPHS = False``): the classifier's default
-  neighbour term trains on pairs of neighbours whose edges vary from batch
-  to batch, so its steps stay eager; ``neighbor_weight=0`` shows the graph
-  on the classifier;
+  (``denoisenet._training.CUDA_GRAPHS = False``), and the classifier with
+  ``neighbor_weight=0`` (a plain cross-entropy network, as the plain loop
+  is; the default also builds the neighbour graph and trains on twice the
+  rows a step);
 - plain loops: the same network, Adam, batch size and noise, the data
   copied to the GPU once, shuffled with ``torch.randperm`` on the GPU, one
   Python-launched step per batch (the PyTorch tutorial's loop).

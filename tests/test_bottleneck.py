@@ -820,7 +820,6 @@ def test_neighbor_graph_splits_large_classes_into_blocks(monkeypatch):
 
 def test_paired_batches_pair_every_anchor_with_a_graph_neighbour():
     from denoisenet._training import _batches
-    from denoisenet.bottleneck import _adjacency
 
     rng = np.random.default_rng(5)
     X = rng.random((21, 3), dtype=np.float32)
@@ -832,10 +831,11 @@ def test_paired_batches_pair_every_anchor_with_a_graph_neighbour():
     data.neighbors = torch.from_numpy(table)
     generator = torch.Generator().manual_seed(0)
     anchors = []
-    for inputs, targets, weights, edges in _batches(
+    for inputs, targets, weights, adjacency in _batches(
         data, 8, True, generator, torch.device("cpu")
     ):
-        adjacency = _adjacency(edges, inputs.shape[0])
+        # Without pair_rows, the adjacency covers the whole batch.
+        assert adjacency.shape == (inputs.shape[0],) * 2
         # 8 anchors a batch (the last: 4), each followed by its partner.
         assert inputs.shape[0] in (16, 8)
         rows = [int(np.flatnonzero((X == row).all(1))[0]) for row in inputs.numpy()]

@@ -94,7 +94,7 @@ def _fit_recording_steppers(make, monkeypatch):
 
 
 @cuda
-@pytest.mark.parametrize("estimator", ["dae", "clf"])
+@pytest.mark.parametrize("estimator", ["dae", "clf", "clf-pairs"])
 def test_cuda_graphs_replay_the_step_and_refit_bit_identically(
     digits, estimator, monkeypatch
 ):
@@ -108,8 +108,9 @@ def test_cuda_graphs_replay_the_step_and_refit_bit_identically(
     if estimator == "dae":
         make = lambda: DenoisingAutoencoder((32, 8, 32), **params).fit(X)  # noqa: E731
     else:
+        weight = 0.0 if estimator == "clf" else 0.3  # 0.3: neighbour pairs
         make = lambda: BottleneckClassifier(  # noqa: E731
-            (32, 2, 16), neighbor_weight=0.0, **params
+            (32, 2, 16), neighbor_weight=weight, **params
         ).fit(X, y)
     first, steppers = _fit_recording_steppers(make, monkeypatch)
     second = make()

@@ -39,9 +39,8 @@ class Objective:
     ``loss(module, inputs, targets, weights)`` returns the (weighted) mean
     loss of a batch; ``targets`` is None when the clean inputs are the
     targets (an auto-encoder). When the training data carry a neighbour
-    graph, the loss gets a fifth argument: the graph's edges between the
-    batch's rows, a (2, n_edges) tensor of row positions (see
-    :func:`_batches`).
+    graph, the loss gets a fifth argument: the graph's adjacency between
+    the batch's first rows, an (m, m) boolean tensor (see :func:`_batches`).
     ``corrupt(inputs, generator)`` returns a corrupted copy of a batch, or
     is None. ``validation_score(module, X_val, targets_val)`` returns a
     float, higher is better.
@@ -71,6 +70,8 @@ class TrainingData:
     # (len(X), k) int32 on the host: row i's neighbours in a graph over the
     # training rows (-1 pads); when set, batches are pairs of neighbours.
     neighbors: torch.Tensor | None = None
+    # The first rows of such a batch that its adjacency covers (None: all).
+    pair_rows: int | None = None
 
     def _gather(self, rows, device):
         return self.X.index_select(0, rows).to(device, non_blocking=True)
@@ -232,12 +233,12 @@ class _Stepper:
     same kernels in the same order: bit-identical, as eager steps are.
 
     Eager steps remain for what a graph cannot hold: a batch of other
-    shapes (the last, short batch of an epoch), batches with a neighbour
-    graph (their edges vary in number), and a torch without graph-safe
-    custom generators. A change of the learning rate (``"adaptive"``)
-    captures the step again, since the graph holds the rate it was
-    captured with. Should a capture fail, the fit goes on with eager
-    steps.
+    shapes (the last, short batch of an epoch) and a torch without
+    graph-safe custom generators. (Batches of neighbour pairs carry their
+    graph as a fixed-size adjacency, so that they are replayed too.) A
+    change of the learning rate (``"adaptive"``) captures the step again,
+    since the graph holds the rate it was captured with. Should a capture
+    fail, the fit goes on with eager steps.
 
     ``capture="static"`` runs the same path (the copies into the static
     tensors, warm-up, recapture) without a graph, on any device: what the
@@ -291,8 +292,6 @@ class _Stepper:
         return self.loss
 
     def _replayable(self, batch):
-        if len(batch) != 3:  # batches with a neighbour graph's edges
-            return False
         signature = tuple(None if t is None else (t.shape, t.dtype) for t in batch)
         if self.signature is None:
             self.signature = signature
@@ -362,8 +361,9 @@ def _batches(data, batch_size, shuffle, generator, device, min_rows=1):
     always holds pairs of near rows, which random batches of a large data
     set almost never do, while the number of steps, and the independent
     rows of each, stay those of plain batches. Such batches come with a
-    fourth element, the graph's edges between their rows
-    (:func:`_edges_within`).
+    fourth element, the graph's adjacency between their first
+    ``data.pair_rows`` rows (:func:`_adjacency`): a tensor of one shape for
+    every full batch, however many edges it holds.
     """
     indices = data.indices
     if shuffle:
@@ -405,8 +405,9 @@ def _paired_batches(data, indices, batch_size, generator, device):
         partners = candidates.gather(1, pick[:, None])[:, 0].long()
         partners = torch.where(partners < 0, anchors, partners)
         rows = torch.stack([anchors, partners], 1).reshape(-1)
-        edges = _edges_within(table, rows)
-        yield *_batch(data, rows.to(data.X.device), device), edges.to(device)
+        covered = len(rows) if data.pair_rows is None else data.pair_rows
+        adjacency = _adjacency(_edges_within(table, rows), min(len(rows), covered))
+        yield *_batch(data, rows.to(data.X.device), device), adjacency.to(device)
 
 
 def _edges_within(table, rows):
@@ -425,6 +426,14 @@ def _edges_within(table, rows):
     found = (ordered[at] == neighbours) & (neighbours >= 0)
     source, slot = found.nonzero(as_tuple=True)
     return torch.stack([source, order[at[source, slot]]])
+
+
+def _adjacency(edges, n):
+    """The (n, n) boolean adjacency of the ``edges`` between the first n rows."""
+    inside = (edges < n).all(0)
+    adjacency = torch.zeros((n, n), dtype=torch.bool, device=edges.device)
+    adjacency[edges[0, inside], edges[1, inside]] = True
+    return adjacency
 
 
 def run_epoch(module, optimizer, objective, data, schedule, generators, device, step):

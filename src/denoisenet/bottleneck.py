@@ -153,14 +153,6 @@ def neighbor_graph(data, n_neighbors, seed):
     return torch.from_numpy(table)
 
 
-def _adjacency(edges, n):
-    """The (n, n) boolean adjacency of the ``edges`` between the first n rows."""
-    inside = (edges < n).all(0)
-    adjacency = torch.zeros((n, n), dtype=torch.bool, device=edges.device)
-    adjacency[edges[0, inside], edges[1, inside]] = True
-    return adjacency
-
-
 def _graph_affinities(adjacency, weights):
     """Symmetric affinities of the batch's pairs of neighbours in the graph.
 
@@ -648,11 +640,12 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
     def _add_training_graph(self, data, seed):
         if self.neighbor_weight > 0:
             data.neighbors = neighbor_graph(data, int(self.n_neighbors), seed)
+            data.pair_rows = NEIGHBOR_ROWS
 
     def _objective(self, seed):
         weight = float(self.neighbor_weight)  # a Fraction cannot scale a tensor
 
-        def loss(module, inputs, targets, weights, edges=None):
+        def loss(module, inputs, targets, weights, adjacency=None):
             codes = module.encode(inputs)
             # With the neighbour term, rows alternate anchor, neighbour (see
             # _training._batches); the classification loss takes them all.
@@ -660,12 +653,10 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
             # to 1.3 points less test accuracy on 5,000 Fashion-MNIST images
             # and 0.1 to 0.2 less on 60,000, for the same trustworthiness.)
             value = _cross_entropy(module.head(codes), targets, weights)
-            if weight > 0 and edges is not None and inputs.shape[0] > 3:
-                rows = slice(0, NEIGHBOR_ROWS)
+            if weight > 0 and adjacency is not None and inputs.shape[0] > 3:
+                rows = slice(0, adjacency.shape[0])
                 value = value + weight * _neighbor_loss(
-                    _adjacency(edges, min(inputs.shape[0], NEIGHBOR_ROWS)),
-                    codes[rows],
-                    None if weights is None else weights[rows],
+                    adjacency, codes[rows], None if weights is None else weights[rows]
                 )
             return value
 
