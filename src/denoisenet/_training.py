@@ -268,9 +268,7 @@ class _Stepper:
 
     def __call__(self, batch):
         if self.capture is None or not self._replayable(batch):
-            return train_step(
-                self.module, self.optimizer, self.objective, batch, self.generator
-            )
+            return self._step_on(batch)
         rates = tuple(group["lr"] for group in self.optimizer.param_groups)
         if self.replay is not None and rates != self.rates:
             self.replay = None
@@ -285,9 +283,7 @@ class _Stepper:
                 self.warm_steps += 1
                 return self._warm_up()
             if not self._capture(rates):
-                return train_step(
-                    self.module, self.optimizer, self.objective, batch, self.generator
-                )
+                return self._step_on(batch)
         self.replay()
         return self.loss
 
@@ -297,10 +293,14 @@ class _Stepper:
             self.signature = signature
         return signature == self.signature
 
-    def _step_on_static(self):
+    def _step_on(self, batch):
+        """An eager step (``train_step`` looked up at the call: tests wrap it)."""
         return train_step(
-            self.module, self.optimizer, self.objective, self.static, self.generator
+            self.module, self.optimizer, self.objective, batch, self.generator
         )
+
+    def _step_on_static(self):
+        return self._step_on(self.static)
 
     def _warm_up(self):
         if self.capture != "cuda":
@@ -345,7 +345,8 @@ def _graph_safe(objective):
 
     A step that draws noise needs the graph to advance the noise
     generator at every replay, which torch offers for generators other
-    than the default one from version 2.6 on.
+    than the default one only in versions that have
+    ``CUDAGraph.register_generator_state``.
     """
     return objective.corrupt is None or hasattr(
         torch.cuda.CUDAGraph, "register_generator_state"
@@ -436,20 +437,21 @@ def _adjacency(edges, n):
     return adjacency
 
 
-def run_epoch(module, optimizer, objective, data, schedule, generators, device, step):
+def run_epoch(module, optimizer, objective, data, schedule, shuffle, device, step):
     """One pass over the training rows; returns the mean loss per row.
 
-    ``step(batch)`` takes one optimiser step (a :class:`_Stepper`).
+    ``shuffle`` is the generator of the order of the rows; ``step(batch)``
+    takes one optimiser step (a :class:`_Stepper`, which holds the noise
+    generator).
     """
     module.train()
-    shuffle_generator, _ = generators
     total = torch.zeros((), device=device)
     seen = 0
     for batch in _batches(
         data,
         schedule.batch_size,
         schedule.shuffle,
-        shuffle_generator,
+        shuffle,
         device,
         schedule.min_batch_rows,
     ):
@@ -587,7 +589,7 @@ def train(
                     objective,
                     data,
                     schedule,
-                    generators,
+                    generators[0],
                     device,
                     step,
                 )

@@ -134,7 +134,7 @@ def _draw_normal(X, generator):
     return out.normal_(generator=generator)
 
 
-def _bound(value, X):
+def _rounded(value, X):
     # A Python float that is exactly ``value`` rounded to X's dtype: a value
     # beyond float32's range (1e300 on float32 images, say) saturates to
     # infinity instead of raising, as a 0-d tensor of X's dtype would. A
@@ -222,7 +222,7 @@ class GaussianPixelNoise(_PixelNoise):
     def _corrupt(self, X, generator):
         noisy = _draw("normal", X, generator).mul_(self.std).add_(X)
         if self.clip is not None:
-            noisy.clamp_(_bound(self.clip[0], X), _bound(self.clip[1], X))
+            noisy.clamp_(_rounded(self.clip[0], X), _rounded(self.clip[1], X))
         return noisy
 
 
@@ -284,8 +284,8 @@ class SaltAndPepperNoise(_PixelNoise):
         u = _draw("uniform", X, generator)
         # One uniform draw decides both whether and how a pixel is replaced:
         # u < amount / 2 gives pepper, amount / 2 <= u < amount gives salt.
-        noisy = X.masked_fill(u < self.amount, _bound(self.high, X))
-        return noisy.masked_fill_(u < self.amount / 2, _bound(self.low, X))
+        noisy = X.masked_fill(u < self.amount, _rounded(self.high, X))
+        return noisy.masked_fill_(u < self.amount / 2, _rounded(self.low, X))
 
 
 class MaskingNoise(_PixelNoise):
@@ -343,4 +343,4 @@ class MaskingNoise(_PixelNoise):
 
     def _corrupt(self, X, generator):
         u = _draw("uniform", X, generator)
-        return X.masked_fill(u < self.fraction, _bound(self.value, X))
+        return X.masked_fill(u < self.fraction, _rounded(self.value, X))
