@@ -4,6 +4,12 @@ For every seed, with default parameters only: the ``BottleneckClassifier``'s
 test accuracy, its epochs and whether it converged (no ConvergenceWarning);
 the ``DenoisingAutoencoder``'s denoised MSE and the accuracy of a
 clean-trained ``MLPClassifier`` on its output (Gaussian noise, std 0.3).
+``--ceiling`` adds what classifiers trained on noisy images reach on the
+same noisy test images (an ``MLPClassifier`` on ``--copies`` noisy copies
+of the training images, each with its own Gaussian draw, and on the digits
+an RBF ``SVC`` too): no denoiser is needed to learn the classes
+from noisy images, so this estimates how much of the digit the noise
+leaves, and how far a denoised accuracy can rise.
 ``--old`` adds the defaults before training to convergence (30 epochs at a
 constant rate, no early stopping, batches of 256 and 128 rows at any data
 size, no batch normalisation, the classifier's step 1e-3) as the anchor,
@@ -17,6 +23,7 @@ images) and ``fm`` (all 60,000 / 10,000).
     python benchmarks/bench_defaults.py --data digits --seeds 5
     python benchmarks/bench_defaults.py --data fm5k --seeds 5 --threads 1
     python benchmarks/bench_defaults.py --data fm --seeds 5 --part bottleneck
+    python benchmarks/bench_defaults.py --data digits --part dae --ceiling
 """
 
 import argparse
@@ -29,6 +36,7 @@ from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
+from sklearn.svm import SVC
 
 from denoisenet import BottleneckClassifier, DenoisingAutoencoder, GaussianPixelNoise
 
@@ -102,14 +110,40 @@ def dae_row(data, seed, params, mlp):
     ]
 
 
+def ceiling_row(data, seed, cfg):
+    """Test accuracy on noisy images of classifiers trained on noisy images."""
+    X_train, X_test, y_train, y_test = data
+    X_noisy = GaussianPixelNoise(0.3, random_state=seed).fit_transform(X_test)
+    # The test draw uses random_state=seed; the copies use other streams.
+    copies = [
+        GaussianPixelNoise(0.3, random_state=1000 * (seed + 1) + i).fit_transform(
+            X_train
+        )
+        for i in range(cfg.copies)
+    ]
+    X_aug = np.vstack(copies)
+    y_aug = np.tile(y_train, cfg.copies)
+    mlp = MLPClassifier(max_iter=_mlp_max_iter(cfg.data), random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        row = [mlp.fit(X_aug, y_aug).score(X_noisy, y_test)]
+    if cfg.data == "digits":
+        row.append(SVC().fit(X_aug, y_aug).score(X_noisy, y_test))
+    return row
+
+
+def _mlp_max_iter(data):
+    return 1000 if data == "digits" else 50
+
+
 def run(cfg):
     variants = [("defaults", {})] + ([("old", None)] if cfg.old else [])
-    rows = {"clf": [], "dae": []}
+    rows = {"clf": [], "dae": [], "ceiling": []}
     for seed in range(cfg.seeds):
         data = load(cfg.data, seed)
         mlp = None
         if cfg.part in ("dae", "all"):
-            mlp = MLPClassifier(max_iter=1000 if cfg.data == "digits" else 50)
+            mlp = MLPClassifier(max_iter=_mlp_max_iter(cfg.data))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 mlp.set_params(random_state=seed).fit(data[0], data[2])
@@ -125,6 +159,9 @@ def run(cfg):
                 row = dae_row(data, seed, dae_params, mlp)
                 rows["dae"].append([name, seed, *row])
                 print("dae", rows["dae"][-1], flush=True)
+        if mlp is not None and cfg.ceiling:
+            rows["ceiling"].append([seed, *ceiling_row(data, seed, cfg)])
+            print("ceiling", rows["ceiling"][-1], flush=True)
     return rows
 
 
@@ -181,6 +218,30 @@ def report(cfg, rows):
                 f"{_common.verdict(worst <= mse_target)} (highest {worst:.4f})"
             )
         _time_ratio(rows["dae"], 6, cfg.data)
+    if rows["ceiling"]:
+        _report_ceiling(cfg, rows)
+
+
+def _report_ceiling(cfg, rows):
+    print(
+        f"\n== classifiers trained on {cfg.copies} noisy copies of the training "
+        "images, scored on the same noisy test images =="
+    )
+    denoised = {r[1]: r[3] for r in rows["dae"] if r[0] == "defaults"}
+    names = ["MLP", "SVC"][: len(rows["ceiling"][0]) - 1]
+    _common.print_table(
+        ["seed", "denoised (defaults)"] + [f"noisy-trained {n}" for n in names],
+        [
+            [s, f"{100 * denoised[s]:.1f}%"] + [f"{100 * a:.1f}%" for a in accs]
+            for s, *accs in rows["ceiling"]
+        ],
+    )
+    if dae_target := TARGETS[cfg.data][1]:
+        below = [s for s, *accs in rows["ceiling"] if max(accs) < dae_target]
+        print(
+            f"seeds where no noisy-trained classifier reaches the "
+            f"{100 * dae_target:.1f}% target: {below or 'none'}"
+        )
 
 
 def _time_ratio(rows, column, data):
@@ -206,7 +267,17 @@ def main(argv=None):
     parser.add_argument("--part", choices=["bottleneck", "dae", "all"], default="all")
     parser.add_argument("--old", action="store_true", help="also the old defaults")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="also classifiers trained on noisy images (with --part dae or all)",
+    )
+    parser.add_argument(
+        "--copies", type=int, default=10, help="noisy copies for --ceiling"
+    )
     cfg = parser.parse_args(argv)
+    if cfg.copies < 1:
+        parser.error("--copies must be positive")
     threads, _limiter = _common.limit_threads(cfg.threads)
     _common.print_environment(threads)
     report(cfg, run(cfg))
