@@ -37,6 +37,10 @@ with the default (and with ``--neighbor-weight`` when given, or 1.0 when
 the default is 0 so that there is something to compare), each with its
 accuracy, trustworthiness and 2-D kNN accuracy.
 
+``--noise STD`` fits every ``BottleneckClassifier`` of the run with
+``noise=STD`` (Gaussian corruption of the training images), to set its
+figures beside a run without.
+
 The data are Fashion-MNIST from the local IDX files
 (``load_fashion_mnist(..., download=False)``); when they are missing,
 random data stand in and the script says so loudly.
@@ -47,6 +51,7 @@ Run it from the repository root::
     python benchmarks/bench_bottleneck.py --seeds 5 --compare-neighbor-weight
     python benchmarks/bench_bottleneck.py --seeds 5 --published --threads 1
     python benchmarks/bench_bottleneck.py --data fm5k --seeds 5 --published
+    python benchmarks/bench_bottleneck.py --data digits --published --noise 0.1
 
 Absolute seconds drift on shared machines; compare within one run.
 """
@@ -72,6 +77,8 @@ N_NEIGHBORS = 10
 def fit_classifier(X, y, seed, cfg, **params):
     if cfg.max_iter is not None:
         params["max_iter"] = cfg.max_iter
+    if cfg.noise is not None:
+        params["noise"] = cfg.noise
     clf = BottleneckClassifier(random_state=seed, **params)
     start = time.perf_counter()
     clf.fit(X, y)
@@ -356,6 +363,12 @@ def main(argv=None):
         type=int,
         default=None,
         help="epochs (default: the estimator's default; lower only for smoke runs)",
+    )
+    parser.add_argument(
+        "--noise",
+        type=float,
+        default=None,
+        help="BottleneckClassifier(noise=...) for every fit (default: its default)",
     )
     parser.add_argument(
         "--published",

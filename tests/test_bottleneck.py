@@ -239,6 +239,82 @@ INVALID_PARAMS = [
 ]
 
 
+# -- training noise -------------------------------------------------------------
+
+
+def test_noise_trains_on_fresh_reproducible_corruption(data):
+    X, y = data
+    X_before = X.copy()
+    noisy = make_clf(noise=0.3, max_iter=3).fit(X, y)
+    again = make_clf(noise=0.3, max_iter=3).fit(X, y)
+    plain = make_clf(max_iter=3).fit(X, y)
+    assert np.array_equal(X, X_before)
+    assert noisy.loss_curve_ == again.loss_curve_
+    assert np.array_equal(noisy.transform(X), again.transform(X))
+    # The noise changes what the network sees, so it changes the training.
+    assert noisy.loss_curve_ != plain.loss_curve_
+    # A different seed draws different noise (and weights).
+    other = make_clf(noise=0.3, max_iter=3, random_state=1).fit(X, y)
+    assert other.loss_curve_ != noisy.loss_curve_
+
+
+def test_noise_never_reaches_inference(data):
+    X, y = data
+    clf = make_clf(noise=0.5, max_iter=3).fit(X, y)
+    proba = clf.predict_proba(X)
+    assert np.array_equal(proba, clf.predict_proba(X))
+    assert np.array_equal(clf.transform(X), clf.transform(X))
+    assert np.array_equal(clf.predict(X), clf.classes_[proba.argmax(1)])
+    # Switching the noise off after fit changes nothing at inference.
+    codes = clf.transform(X)
+    assert np.array_equal(clf.set_params(noise=None).transform(X), codes)
+    assert np.array_equal(clf.predict_proba(X), proba)
+
+
+def test_a_noise_transformer_is_used_as_given_and_left_untouched(data):
+    from denoisenet import GaussianPixelNoise, MaskingNoise
+
+    X, y = data
+    noise = GaussianPixelNoise(0.3)
+    as_float = make_clf(noise=0.3, max_iter=3).fit(X, y)
+    as_object = make_clf(noise=noise, max_iter=3).fit(X, y)
+    # The float is that transformer (clipped Gaussian), drawn by the
+    # estimator's random state.
+    assert as_object.loss_curve_ == as_float.loss_curve_
+    assert not hasattr(noise, "n_features_in_")
+    assert noise.get_params() == GaussianPixelNoise(0.3).get_params()
+    clf = make_clf(noise=MaskingNoise(0.5), max_iter=3)
+    assert clf.get_params()["noise__fraction"] == 0.5
+    assert clf.fit(X, y).loss_curve_ != as_float.loss_curve_
+
+
+def test_noise_in_grid_search(data):
+    X, y = data
+    search = GridSearchCV(
+        make_clf(max_iter=3), {"noise": [None, 0.1]}, cv=StratifiedKFold(2)
+    ).fit(X, y)
+    assert search.best_params_["noise"] in (None, 0.1)
+
+
+@pytest.mark.parametrize("noise", [-0.1, float("nan"), float("inf"), "gaussian"])
+def test_invalid_noise_is_named_and_leaves_the_fit_alone(data, helpers, noise):
+    X, y = data
+    clf = make_clf(max_iter=3).fit(X, y)
+    codes = clf.transform(X)
+    clf.set_params(noise=noise)
+    with pytest.raises(ValueError, match="'noise' parameter of BottleneckClassifier"):
+        clf.fit(X, y)
+    assert np.array_equal(clf.transform(X), codes)
+
+
+def test_invalid_noise_transformer_parameters_are_named(data):
+    from denoisenet import GaussianPixelNoise
+
+    X, y = data
+    with pytest.raises(ValueError, match="'std' parameter of GaussianPixelNoise"):
+        make_clf(noise=GaussianPixelNoise(-1.0)).fit(X, y)
+
+
 @pytest.mark.parametrize(("name", "value"), INVALID_PARAMS)
 def test_invalid_parameter_is_named_at_fit(data, helpers, name, value):
     X, y = data

@@ -983,6 +983,7 @@ INVALID_PARAMS = [
     *[(make_dae, name, s) for name, s in COMMON_INVALID.items()],
     (make_dae, "noise", INVALID_NOISE),
     *[(make_clf, name, s) for name, s in COMMON_INVALID.items()],
+    (make_clf, "noise", INVALID_NOISE),
     (make_clf, "neighbor_weight", invalid_reals()),
     (make_clf, "n_neighbors", invalid_ints(1)),
     (GaussianPixelNoise, "std", invalid_reals()),
@@ -1064,6 +1065,7 @@ EXTREME_DAE = {
     ]
 }
 EXTREME_CLF = {
+    "noise": EXTREME_DAE["noise"],
     "neighbor_weight": [0, 1e-30, 1.0, 1e10, 1e300, Fraction(1, 2)],
     "n_neighbors": [1, np.int64(3), 10**30],
 }

@@ -2,14 +2,12 @@
 
 import numpy as np
 import torch
-from sklearn.base import OneToOneFeatureMixin, TransformerMixin, clone
+from sklearn.base import OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import validate_data
 
 from denoisenet._base import (
     INPUT_DTYPES,
-    Domain,
     NeuralEstimatorBase,
-    interval,
     layer_sizes,
     output_dtype,
     seed_generators,
@@ -23,19 +21,9 @@ from denoisenet._networks import (
 )
 from denoisenet._training import Objective
 from denoisenet.export import Encoding, Reconstruction
-from denoisenet.noise import GaussianPixelNoise, _PixelNoise
+from denoisenet.noise import NOISE_PARAMETER, _PixelNoise, training_noise
 
 __all__ = ["DenoisingAutoencoder"]
-
-
-_NOISE_STD = interval("real", 0, None)
-
-
-def _is_noise(value):
-    if value is None or isinstance(value, _PixelNoise):
-        return True
-    # interval, not np.isfinite, which raises TypeError for an int beyond int64.
-    return _NOISE_STD.accepts(value)
 
 
 def _squared_error(module, inputs, targets, weights):
@@ -221,12 +209,7 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
     _parameter_count = staticmethod(autoencoder_parameter_count)
     _torch_outputs = {"transform": Reconstruction, "encode": Encoding}
     _stratify = False
-    _extra_domains = {
-        "noise": Domain(
-            "None, a float >= 0 or a noise transformer from denoisenet.noise",
-            _is_noise,
-        )
-    }
+    _extra_domains = {"noise": NOISE_PARAMETER}
 
     def __init__(
         self,
@@ -294,15 +277,8 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
             **self._architecture_kwargs(),
         }
 
-    def _noise_model(self):
-        if isinstance(self.noise, _PixelNoise):
-            return clone(self.noise)
-        if self.noise is None:
-            return None
-        return GaussianPixelNoise(std=float(self.noise), clip=(0.0, 1.0))
-
     def _objective(self, seed):
-        noise = self._noise_model()
+        noise = training_noise(self.noise)
         # _corrupt, not corrupt_tensor: fit has checked the noise's
         # parameters, and a check per batch would only cost time.
         corrupt = None if noise is None else noise._corrupt
@@ -444,7 +420,7 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         self._check_inference_params(("device", "n_threads", "noise", "random_state"))
         if isinstance(self.noise, _PixelNoise):
             self.noise._check_params()
-        noise = self._noise_model()
+        noise = training_noise(self.noise)
         corrupt = None if noise is None else noise._corrupt
         seed = seed_generators(self.random_state, 1, salt=-1 % 2**32)[0]
         module = self._module_on_device()

@@ -29,6 +29,7 @@ from denoisenet._networks import (
 )
 from denoisenet._training import Objective
 from denoisenet.export import ClassProbabilities, Encoding
+from denoisenet.noise import NOISE_PARAMETER, _PixelNoise, training_noise
 
 __all__ = ["BottleneckClassifier"]
 
@@ -262,6 +263,18 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         Widths of the dense hidden layers; the narrowest (the first of
         equals) is the bottleneck. With ``architecture="conv"`` the
         convolutions come before the first of them.
+    noise : float, noise transformer or None, default=None
+        Corruption of the training images, drawn afresh in every batch of
+        every epoch, as in :class:`DenoisingAutoencoder`: a float is the
+        standard deviation of :class:`~denoisenet.GaussianPixelNoise`
+        (clipped to [0, 1], in the scaled space of the images); an
+        instance of a noise transformer from :mod:`denoisenet.noise` is
+        used as it is; None trains on the images as they are. Noise makes
+        the map generalise to new images: on the digits, 0.1 raised the
+        trustworthiness of the test images' map from 0.906-0.920 to
+        0.926-0.935 and the accuracy from 95.6-97.1% to 96.0-97.8% over
+        five seeds (see :ref:`maps`). :meth:`predict`, :meth:`transform`
+        and :meth:`score` never add noise.
     architecture : {'dense', 'conv'}, default='dense'
         'dense' connects every pixel to the first hidden layer; 'conv' puts
         a stack of convolutions (``conv_channels``) between the image and
@@ -369,7 +382,8 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
     shuffle : bool, default=True
         Shuffle the samples before every epoch.
     random_state : int, RandomState instance, Generator or None, default=None
-        Seeds initialisation, shuffling and the validation split. An int
+        Seeds initialisation, shuffling, the validation split and the noise
+        (a noise transformer's own ``random_state`` is not used). An int
         gives bit-identical results on the same device; fitting never
         changes numpy's or torch's global random state.
     verbose : int or bool, default=0
@@ -452,6 +466,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
     # (benchmarks/bench_defaults.py) were measured so.
     _auto_batch_steps = None
     _extra_domains = {
+        "noise": NOISE_PARAMETER,
         "neighbor_weight": interval("real", 0, None),
         "n_neighbors": interval("int", 1, None),
         "batch_norm": BOOL,
@@ -464,6 +479,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         self,
         hidden_layer_sizes=(500, 100, 2, 100),
         *,
+        noise=None,
         architecture="dense",
         image_shape=None,
         conv_channels=(16, 32),
@@ -489,6 +505,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         n_threads="auto",
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.noise = noise
         self.architecture = architecture
         self.image_shape = image_shape
         self.conv_channels = conv_channels
@@ -514,6 +531,11 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         self.n_threads = n_threads
 
     # -- the hooks of NeuralEstimatorBase ---------------------------------
+
+    def _check_params(self):
+        super()._check_params()
+        if isinstance(self.noise, _PixelNoise):
+            self.noise._check_params()
 
     def _prepare(self, X, y, sample_weight, classes, reuse):
         X, y = validate_data(self, X, y, reset=not reuse, dtype=INPUT_DTYPES)
@@ -659,7 +681,11 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
                 )
             return value
 
-        return Objective(loss, None, _accuracy)
+        noise = training_noise(self.noise)
+        # _corrupt, not corrupt_tensor: fit has checked the noise's
+        # parameters, and a check per batch would only cost time.
+        corrupt = None if noise is None else noise._corrupt
+        return Objective(loss, corrupt, _accuracy)
 
     # -- public methods ----------------------------------------------------
 

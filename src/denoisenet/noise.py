@@ -8,7 +8,12 @@ torch batches inside its training loop, so the two paths cannot drift apart.
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
+from sklearn.base import (
+    BaseEstimator,
+    OneToOneFeatureMixin,
+    TransformerMixin,
+    clone,
+)
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from denoisenet._base import (
@@ -344,3 +349,34 @@ class MaskingNoise(_PixelNoise):
     def _corrupt(self, X, generator):
         u = _draw("uniform", X, generator)
         return X.masked_fill(u < self.fraction, _rounded(self.value, X))
+
+
+# The ``noise`` parameter of the estimators that train on corrupted
+# images: a standard deviation, a noise transformer, or None.
+_NOISE_STD = interval("real", 0, None)
+
+
+def _is_noise_parameter(value):
+    if value is None or isinstance(value, _PixelNoise):
+        return True
+    # interval, not np.isfinite, which raises TypeError for an int beyond int64.
+    return _NOISE_STD.accepts(value)
+
+
+NOISE_PARAMETER = Domain(
+    "None, a float >= 0 or a noise transformer from denoisenet.noise",
+    _is_noise_parameter,
+)
+
+
+def training_noise(noise):
+    """The noise transformer that a ``noise`` parameter stands for, or None.
+
+    A float is the std of a :class:`GaussianPixelNoise` clipped to [0, 1];
+    a transformer is cloned, so that training never changes the user's.
+    """
+    if isinstance(noise, _PixelNoise):
+        return clone(noise)
+    if noise is None:
+        return None
+    return GaussianPixelNoise(std=float(noise), clip=(0.0, 1.0))
