@@ -38,8 +38,9 @@ the default is 0 so that there is something to compare), each with its
 accuracy, trustworthiness and 2-D kNN accuracy.
 
 ``--noise STD`` fits every ``BottleneckClassifier`` of the run with
-``noise=STD`` (Gaussian corruption of the training images), to set its
-figures beside a run without.
+``noise=STD`` (Gaussian corruption of the training images), and ``--noise
+none`` with ``noise=None``, to set either beside the default ('auto': 0.1
+up to 10,000 training images, none above).
 
 The data are Fashion-MNIST from the local IDX files
 (``load_fashion_mnist(..., download=False)``); when they are missing,
@@ -51,7 +52,7 @@ Run it from the repository root::
     python benchmarks/bench_bottleneck.py --seeds 5 --compare-neighbor-weight
     python benchmarks/bench_bottleneck.py --seeds 5 --published --threads 1
     python benchmarks/bench_bottleneck.py --data fm5k --seeds 5 --published
-    python benchmarks/bench_bottleneck.py --data digits --published --noise 0.1
+    python benchmarks/bench_bottleneck.py --data digits --published --noise none
 
 Absolute seconds drift on shared machines; compare within one run.
 """
@@ -78,7 +79,7 @@ def fit_classifier(X, y, seed, cfg, **params):
     if cfg.max_iter is not None:
         params["max_iter"] = cfg.max_iter
     if cfg.noise is not None:
-        params["noise"] = cfg.noise
+        params["noise"] = None if cfg.noise == "none" else float(cfg.noise)
     clf = BottleneckClassifier(random_state=seed, **params)
     start = time.perf_counter()
     clf.fit(X, y)
@@ -333,6 +334,15 @@ def compare_neighbor_weight(model, X_train, y_train, X_test, y_test, X_map, y_ma
     )
 
 
+def _noise_arg(text):
+    if text.lower() == "none":
+        return "none"
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"--noise must be 'none' or >= 0, not {text}")
+    return value
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
@@ -366,9 +376,10 @@ def main(argv=None):
     )
     parser.add_argument(
         "--noise",
-        type=float,
+        type=_noise_arg,
         default=None,
-        help="BottleneckClassifier(noise=...) for every fit (default: its default)",
+        help="BottleneckClassifier(noise=STD) for every fit, or 'none' for "
+        "noise=None (default: the estimator's default, 'auto')",
     )
     parser.add_argument(
         "--published",

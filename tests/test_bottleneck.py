@@ -247,7 +247,7 @@ def test_noise_trains_on_fresh_reproducible_corruption(data):
     X_before = X.copy()
     noisy = make_clf(noise=0.3, max_iter=3).fit(X, y)
     again = make_clf(noise=0.3, max_iter=3).fit(X, y)
-    plain = make_clf(max_iter=3).fit(X, y)
+    plain = make_clf(noise=None, max_iter=3).fit(X, y)
     assert np.array_equal(X, X_before)
     assert noisy.loss_curve_ == again.loss_curve_
     assert np.array_equal(noisy.transform(X), again.transform(X))
@@ -256,6 +256,29 @@ def test_noise_trains_on_fresh_reproducible_corruption(data):
     # A different seed draws different noise (and weights).
     other = make_clf(noise=0.3, max_iter=3, random_state=1).fit(X, y)
     assert other.loss_curve_ != noisy.loss_curve_
+
+
+def test_auto_noise_is_0_1_on_small_fits_and_none_on_large(data, monkeypatch):
+    import denoisenet.bottleneck
+
+    X, y = data
+    auto = make_clf(max_iter=3).fit(X, y)
+    assert auto.get_params()["noise"] == "auto"
+    assert auto.loss_curve_ == make_clf(noise=0.1, max_iter=3).fit(X, y).loss_curve_
+    plain = make_clf(noise=None, max_iter=3).fit(X, y)
+    assert auto.loss_curve_ != plain.loss_curve_
+    # Above the threshold (here lowered to below these 150 samples): none.
+    monkeypatch.setattr(denoisenet.bottleneck, "AUTO_NOISE_MAX_SAMPLES", len(X) - 1)
+    assert make_clf(max_iter=3).fit(X, y).loss_curve_ == plain.loss_curve_
+
+
+def test_auto_noise_is_none_in_partial_fit(data):
+    X, y = data
+    auto = make_clf().partial_fit(X, y, classes=[0, 1, 2])
+    plain = make_clf(noise=None).partial_fit(X, y, classes=[0, 1, 2])
+    assert auto.loss_curve_ == plain.loss_curve_
+    noisy = make_clf(noise=0.1).partial_fit(X, y, classes=[0, 1, 2])
+    assert noisy.loss_curve_ != plain.loss_curve_
 
 
 def test_noise_never_reaches_inference(data):
@@ -723,8 +746,11 @@ def test_integer_weights_act_like_repeated_rows(data):
     # classification loss. The neighbour term works on pairs of rows, where
     # a repeated row is its own nearest neighbour, so it is left out here
     # (test_integer_weights_weigh_rows_in_the_neighbour_term covers it).
-    # Batch normalisation's statistics count rows, not weights: off too.
+    # Batch normalisation's statistics count rows, not weights: off too; so
+    # is the training noise, drawn per row (a repeated row gets draws of its
+    # own).
     params = {
+        "noise": None,
         "batch_size": 1000,
         "shuffle": False,
         "max_iter": 50,

@@ -25,11 +25,13 @@ NOISE_XFAIL = {
     "check_methods_sample_order_invariance": _ROW_POSITION,
 }
 
-# Two reasons, each enough. (1) The neighbour term (neighbor_weight, on by
+# Three reasons, each enough. (1) The neighbour term (neighbor_weight, on by
 # default) works on pairs of rows: a repeated row is its own nearest
 # neighbour at distance 0, which no weight can express, so even exact
 # arithmetic would not make weights equal repetition (zero weights do equal
-# removal: test_bottleneck.py). (2) Training runs in float32: the weighted
+# removal: test_bottleneck.py). (2) The training noise (noise='auto' on
+# small data) is drawn per row, so a repeated row gets draws of its own
+# where a weighted row gets one. (3) Training runs in float32: the weighted
 # and the repeated data are summed in different orders, and the rounding
 # differences grow over hundreds of Adam steps beyond the check's 1e-7.
 # scikit-learn marks this check as failing for its own SGD estimators.
@@ -38,8 +40,9 @@ NOISE_XFAIL = {
 CLASSIFIER_XFAIL = {
     "check_sample_weight_equivalence_on_dense_data": (
         "the neighbour term works on pairs of rows, where a repeated row is its "
-        "own nearest neighbour, and float32 training on weighted vs repeated "
-        "rows agrees only to rounding, not to 1e-7"
+        "own nearest neighbour; the training noise is drawn per row, so a "
+        "repeated row gets draws of its own; and float32 training on weighted "
+        "vs repeated rows agrees only to rounding, not to 1e-7"
     ),
 }
 

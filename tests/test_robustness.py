@@ -1065,7 +1065,7 @@ EXTREME_DAE = {
     ]
 }
 EXTREME_CLF = {
-    "noise": EXTREME_DAE["noise"],
+    "noise": ["auto", *EXTREME_DAE["noise"]],
     "neighbor_weight": [0, 1e-30, 1.0, 1e10, 1e300, Fraction(1, 2)],
     "n_neighbors": [1, np.int64(3), 10**30],
 }

@@ -477,7 +477,9 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
 
     Subclasses set ``_network`` (a class of :mod:`denoisenet._networks`) and
     implement ``_prepare(X, y, sample_weight, classes, reuse)``,
-    ``_network_kwargs()`` and ``_objective(seed)``; everything else (checks,
+    ``_network_kwargs()`` and ``_objective(seed, n_samples)`` (``n_samples``:
+    the samples of a call to ``fit``, None in ``partial_fit``); everything
+    else (checks,
     scaling, devices, seeds, the call of the training loop, rollback on
     failure, batched inference and pickling) lives here.
     """
@@ -623,7 +625,7 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
             _training.train(
                 module,
                 optimizer,
-                self._objective(noise_seed),
+                self._objective(noise_seed, None if incremental else X.shape[0]),
                 data,
                 schedule,
                 history,

@@ -277,7 +277,7 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
             **self._architecture_kwargs(),
         }
 
-    def _objective(self, seed):
+    def _objective(self, seed, n_samples=None):
         noise = training_noise(self.noise)
         # _corrupt, not corrupt_tensor: fit has checked the noise's
         # parameters, and a check per batch would only cost time.
