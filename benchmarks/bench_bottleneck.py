@@ -37,6 +37,11 @@ with the default (and with ``--neighbor-weight`` when given, or 1.0 when
 the default is 0 so that there is something to compare), each with its
 accuracy, trustworthiness and 2-D kNN accuracy.
 
+``--train-trust`` adds to the published protocol's table the
+trustworthiness (5 neighbours) of each map on as many training images as
+test images: how well the map keeps the neighbourhoods of the images it
+was trained on, beside those of new images.
+
 ``--noise STD`` fits every ``BottleneckClassifier`` of the run with
 ``noise=STD`` (Gaussian corruption of the training images), and ``--noise
 none`` with ``noise=None``, to set either beside the default ('auto': 0.1
@@ -206,6 +211,10 @@ def run_published(models, X_train, y_train, X_test, y_test, cfg):
     Z_joint = TSNE(random_state=0).fit_transform(np.vstack([X_train[:m], X_test]))
     tsne_time = time.perf_counter() - start
     tsne = published_scores(X_test, Z_joint[m:], y_test, Z_joint[:m], y_train[:m])
+    # --train-trust: the same measure on as many training images as test
+    # images, to set how well a map keeps the neighbourhoods of the images
+    # it was trained on beside how well it keeps those of new ones.
+    k = min(n, m, X_train.shape[0])
     rows = [
         [
             f"sklearn TSNE(random_state=0), {m} training + {n} test images "
@@ -214,6 +223,7 @@ def run_published(models, X_train, y_train, X_test, y_test, cfg):
             f"{100 * tsne[1]:.1f}%",
             "",
         ]
+        + ([f"{_train_trust(X_train[:k], Z_joint[:k]):.3f}"] if cfg.train_trust else [])
     ]
     scores = {}
     for seed, model in models.items():
@@ -232,9 +242,16 @@ def run_published(models, X_train, y_train, X_test, y_test, cfg):
                 f"{100 * scores[seed][1]:.1f}%",
                 f"{100 * model.score(X_test, y_test):.2f}%",
             ]
+            + (
+                [f"{_train_trust(X_train[:k], model.transform(X_train[:k])):.3f}"]
+                if cfg.train_trust
+                else []
+            )
         )
     _common.print_table(
-        ["map", "trustworthiness", "5-NN in 2-D", "test accuracy"], rows
+        ["map", "trustworthiness", "5-NN in 2-D", "test accuracy"]
+        + ([f"trust., first {k} training images"] if cfg.train_trust else []),
+        rows,
     )
     print(f"t-SNE took {tsne_time:.0f} s")
     print(
@@ -266,6 +283,10 @@ def run_published(models, X_train, y_train, X_test, y_test, cfg):
             f"seed: {_common.verdict(worst >= targets['accuracy'])} "
             f"(min {100 * worst:.2f}%)"
         )
+
+
+def _train_trust(X, Z):
+    return float(trustworthiness(X, Z, n_neighbors=PUBLISHED_NEIGHBORS))
 
 
 def load_data(cfg):
@@ -373,6 +394,11 @@ def main(argv=None):
         type=int,
         default=None,
         help="epochs (default: the estimator's default; lower only for smoke runs)",
+    )
+    parser.add_argument(
+        "--train-trust",
+        action="store_true",
+        help="with --published, also the trustworthiness of the training images' map",
     )
     parser.add_argument(
         "--noise",
