@@ -909,6 +909,20 @@ def test_a_model_saved_before_n_threads_existed_loads_with_the_default(
     np.testing.assert_array_equal(loaded.transform(X), fitted.transform(X))
 
 
+def test_a_classifier_saved_before_noise_existed_loads_without_noise(small_digits):
+    X, y = small_digits
+    fitted = make_clf(max_iter=2).fit(X, y)
+    state = fitted.__getstate__()
+    del state["noise"]
+    loaded = type(fitted).__new__(type(fitted))
+    loaded.__setstate__(state)
+    # It was trained without noise, and a warm start goes on without.
+    assert loaded.noise is None
+    assert loaded.get_params()["noise"] is None
+    np.testing.assert_array_equal(loaded.predict_proba(X), fitted.predict_proba(X))
+    loaded.set_params(warm_start=True, max_iter=1).fit(X, y)
+
+
 @pytest.mark.parametrize("make", [make_dae, make_clf])
 def test_pickled_state_loads_with_map_location_and_weights_only(small_digits, make):
     X, y = small_digits

@@ -479,14 +479,16 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
     implement ``_prepare(X, y, sample_weight, classes, reuse)``,
     ``_network_kwargs()`` and ``_objective(seed, n_samples)`` (``n_samples``:
     the samples of a call to ``fit``, None in ``partial_fit``); everything
-    else (checks,
-    scaling, devices, seeds, the call of the training loop, rollback on
-    failure, batched inference and pickling) lives here.
+    else (checks, scaling, devices, seeds, the call of the training loop,
+    rollback on failure, batched inference and pickling) lives here.
     """
 
     _network = None
     _parameter_count = None  # counts _network's parameters without building it
     _extra_domains: dict = {}
+    # Parameters added after the first release, and the value a model saved
+    # before then gets when it is loaded.
+    _added_parameters: dict = {"n_threads": "auto"}
     _torch_outputs: dict = {}  # to_torch's outputs: classes of denoisenet.export
     _inference_batch_size = 512
     _auto_batch_size = 128
@@ -1095,8 +1097,10 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         name = type(self).__name__
         if not isinstance(state, dict):
             raise _damaged(name, f"its state is a {type(state).__name__}, not a dict")
-        if "n_threads" not in state:  # saved before the parameter existed
-            state = {**state, "n_threads": "auto"}
+        # Saved before a parameter existed: the value that gives the
+        # behaviour the model was trained with.
+        missing = {k: v for k, v in self._added_parameters.items() if k not in state}
+        state = {**state, **missing}
         if isinstance(state.get("module_"), bytes):
             state = dict(state)
             # Every network argument is checked, and the size of the network

@@ -480,6 +480,8 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
     # 128 rows on small data too: the defaults' figures on the digits
     # (benchmarks/bench_defaults.py) were measured so.
     _auto_batch_steps = None
+    # A model saved before noise existed was trained without.
+    _added_parameters = {**NeuralEstimatorBase._added_parameters, "noise": None}
     _extra_domains = {
         "noise": one_of("auto") | NOISE_PARAMETER,
         "neighbor_weight": interval("real", 0, None),
