@@ -895,31 +895,26 @@ def test_training_shares_float32_data_in_the_unit_range(small_digits, monkeypatc
 # -- persistence ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("make", [make_dae, make_clf])
-def test_a_model_saved_before_n_threads_existed_loads_with_the_default(
-    small_digits, make
+@pytest.mark.parametrize(
+    ("make", "name", "value"),
+    [
+        (make_dae, "n_threads", "auto"),
+        (make_clf, "n_threads", "auto"),
+        # Trained without noise, and a warm start goes on without.
+        (make_clf, "noise", None),
+    ],
+)
+def test_a_model_saved_before_a_parameter_existed_loads_as_it_was_trained(
+    small_digits, make, name, value
 ):
     X, y = small_digits
-    fitted = make(n_threads=1).fit(X, y)
+    fitted = make(n_threads=1, max_iter=2).fit(X, y)
     state = fitted.__getstate__()
-    del state["n_threads"]
+    del state[name]
     loaded = type(fitted).__new__(type(fitted))
     loaded.__setstate__(state)
-    assert loaded.n_threads == "auto"
+    assert loaded.get_params()[name] == value
     np.testing.assert_array_equal(loaded.transform(X), fitted.transform(X))
-
-
-def test_a_classifier_saved_before_noise_existed_loads_without_noise(small_digits):
-    X, y = small_digits
-    fitted = make_clf(max_iter=2).fit(X, y)
-    state = fitted.__getstate__()
-    del state["noise"]
-    loaded = type(fitted).__new__(type(fitted))
-    loaded.__setstate__(state)
-    # It was trained without noise, and a warm start goes on without.
-    assert loaded.noise is None
-    assert loaded.get_params()["noise"] is None
-    np.testing.assert_array_equal(loaded.predict_proba(X), fitted.predict_proba(X))
     loaded.set_params(warm_start=True, max_iter=1).fit(X, y)
 
 
