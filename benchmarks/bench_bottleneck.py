@@ -84,7 +84,7 @@ def fit_classifier(X, y, seed, cfg, **params):
     if cfg.max_iter is not None:
         params["max_iter"] = cfg.max_iter
     if cfg.noise is not None:
-        params["noise"] = None if cfg.noise == "none" else float(cfg.noise)
+        params["noise"] = None if cfg.noise == "none" else cfg.noise
     clf = BottleneckClassifier(random_state=seed, **params)
     start = time.perf_counter()
     clf.fit(X, y)

@@ -311,12 +311,17 @@ def test_a_noise_transformer_is_used_as_given_and_left_untouched(data):
     assert clf.fit(X, y).loss_curve_ != as_float.loss_curve_
 
 
-def test_noise_in_grid_search(data):
+@pytest.mark.parametrize("grid", [{"noise": [None, 0.1]}, {"noise__std": [0.1, 0.3]}])
+def test_noise_is_searched_like_any_parameter(data, grid):
+    from denoisenet import GaussianPixelNoise
+
     X, y = data
-    search = GridSearchCV(
-        make_clf(max_iter=3), {"noise": [None, 0.1]}, cv=StratifiedKFold(2)
-    ).fit(X, y)
-    assert search.best_params_["noise"] in (None, 0.1)
+    clf = make_clf(max_iter=3, noise=GaussianPixelNoise())
+    search = GridSearchCV(clf, grid, cv=StratifiedKFold(2), scoring="neg_log_loss")
+    # Each candidate's noise (a nested noise__std too) reaches its training:
+    # the candidates score differently.
+    scores = search.fit(X, y).cv_results_["mean_test_score"]
+    assert len(scores) == 2 and scores[0] != scores[1]
 
 
 @pytest.mark.parametrize("noise", [-0.1, float("nan"), float("inf"), "gaussian"])

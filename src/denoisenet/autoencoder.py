@@ -21,7 +21,11 @@ from denoisenet._networks import (
 )
 from denoisenet._training import Objective
 from denoisenet.export import Encoding, Reconstruction
-from denoisenet.noise import NOISE_PARAMETER, _PixelNoise, training_noise
+from denoisenet.noise import (
+    NOISE_PARAMETER,
+    check_noise_parameter,
+    training_corruption,
+)
 
 __all__ = ["DenoisingAutoencoder"]
 
@@ -262,8 +266,7 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
 
     def _check_params(self):
         super()._check_params()
-        if isinstance(self.noise, _PixelNoise):
-            self.noise._check_params()
+        check_noise_parameter(self.noise)
 
     def _prepare(self, X, y, sample_weight, classes, reuse):
         X = validate_data(self, X, reset=not reuse, dtype=INPUT_DTYPES)
@@ -277,11 +280,8 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
             **self._architecture_kwargs(),
         }
 
-    def _objective(self, seed, n_samples=None):
-        noise = training_noise(self.noise)
-        # _corrupt, not corrupt_tensor: fit has checked the noise's
-        # parameters, and a check per batch would only cost time.
-        corrupt = None if noise is None else noise._corrupt
+    def _objective(self, seed, n_samples):
+        corrupt = training_corruption(self.noise)
 
         def validation_score(module, X_val, _):
             step = self._inference_batch_size
@@ -418,10 +418,8 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         # score reads noise and random_state, which set_params may have
         # changed since fit.
         self._check_inference_params(("device", "n_threads", "noise", "random_state"))
-        if isinstance(self.noise, _PixelNoise):
-            self.noise._check_params()
-        noise = training_noise(self.noise)
-        corrupt = None if noise is None else noise._corrupt
+        check_noise_parameter(self.noise)
+        corrupt = training_corruption(self.noise)
         seed = seed_generators(self.random_state, 1, salt=-1 % 2**32)[0]
         module = self._module_on_device()
         step = self._inference_batch_size

@@ -30,7 +30,11 @@ from denoisenet._networks import (
 )
 from denoisenet._training import Objective
 from denoisenet.export import ClassProbabilities, Encoding
-from denoisenet.noise import NOISE_PARAMETER, _PixelNoise, training_noise
+from denoisenet.noise import (
+    NOISE_PARAMETER,
+    check_noise_parameter,
+    training_corruption,
+)
 
 __all__ = ["BottleneckClassifier"]
 
@@ -551,8 +555,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
 
     def _check_params(self):
         super()._check_params()
-        if isinstance(self.noise, _PixelNoise):
-            self.noise._check_params()
+        check_noise_parameter(self.noise)
 
     def _resolved_noise(self, n_samples):
         """``noise``, with 'auto' resolved for a fit on ``n_samples`` (None:
@@ -690,7 +693,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
             data.neighbors = neighbor_graph(data, int(self.n_neighbors), seed)
             data.pair_rows = NEIGHBOR_ROWS
 
-    def _objective(self, seed, n_samples=None):
+    def _objective(self, seed, n_samples):
         weight = float(self.neighbor_weight)  # a Fraction cannot scale a tensor
 
         def loss(module, inputs, targets, weights, adjacency=None):
@@ -707,10 +710,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
                 )
             return value
 
-        noise = training_noise(self._resolved_noise(n_samples))
-        # _corrupt, not corrupt_tensor: fit has checked the noise's
-        # parameters, and a check per batch would only cost time.
-        corrupt = None if noise is None else noise._corrupt
+        corrupt = training_corruption(self._resolved_noise(n_samples))
         return Objective(loss, corrupt, _accuracy)
 
     # -- public methods ----------------------------------------------------

@@ -369,14 +369,26 @@ NOISE_PARAMETER = Domain(
 )
 
 
-def training_noise(noise):
-    """The noise transformer that a ``noise`` parameter stands for, or None.
+def check_noise_parameter(noise):
+    """Check the parameters of a noise transformer given as ``noise``.
+
+    :data:`NOISE_PARAMETER` checks the value itself; a transformer's own
+    parameters (its ``std``, say) are checked here, with its own messages.
+    """
+    if isinstance(noise, _PixelNoise):
+        noise._check_params()
+
+
+def training_corruption(noise):
+    """``corrupt(batch, generator)`` for a checked ``noise`` parameter, or None.
 
     A float is the std of a :class:`GaussianPixelNoise` clipped to [0, 1];
     a transformer is cloned, so that training never changes the user's.
+    The function is the transformer's ``_corrupt``, not
+    ``corrupt_tensor``: the parameters are checked once, not per batch.
     """
-    if isinstance(noise, _PixelNoise):
-        return clone(noise)
     if noise is None:
         return None
-    return GaussianPixelNoise(std=float(noise), clip=(0.0, 1.0))
+    if isinstance(noise, _PixelNoise):
+        return clone(noise)._corrupt
+    return GaussianPixelNoise(std=float(noise), clip=(0.0, 1.0))._corrupt
