@@ -946,3 +946,43 @@ def test_early_stopping_on_too_few_samples_names_validation_fraction(small_digit
         with pytest.raises(ValueError, match="validation_fraction") as info:
             make_dae(early_stopping=True, validation_fraction=fraction).fit(X[:n])
         assert "test_size" not in str(info.value)
+
+
+# -- the hand-written training step -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "params, fused",
+    [
+        ({}, True),
+        ({"activation": "tanh"}, False),
+        ({"architecture": "conv", "conv_channels": (4,)}, False),
+    ],
+    ids=["dense-relu", "tanh", "conv"],
+)
+def test_dense_relu_networks_train_with_the_hand_written_step(
+    small_digits, monkeypatch, params, fused
+):
+    """The dense ReLU network's step is written out (DenseSquaredErrorStep);
+    it trains as autograd does, and every other network uses autograd."""
+    X, _ = small_digits
+    step_class = denoisenet._training.DenseSquaredErrorStep
+    real_call = step_class.__call__
+    taken = []
+
+    def counting(self, *args):
+        loss = real_call(self, *args)
+        taken.append(loss is not None)
+        return loss
+
+    monkeypatch.setattr(step_class, "__call__", counting)
+    dae = make_dae(max_iter=3, **params).fit(X)
+    assert taken and all(taken) == fused and any(taken) == fused
+    monkeypatch.setattr(step_class, "__call__", lambda self, *args: None)
+    reference = make_dae(max_iter=3, **params).fit(X)
+    assert dae.loss_curve_ == pytest.approx(reference.loss_curve_, rel=1e-5)
+    np.testing.assert_allclose(
+        dae.transform(X), reference.transform(X), rtol=1e-4, atol=1e-5
+    )
+    if fused:  # its gradients live only within a step
+        assert all(p.grad is None for p in dae.module_.parameters())

@@ -669,3 +669,97 @@ def test_early_stopping_auto_names_itself_when_no_split_can_be_made(small_thresh
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.set_params(early_stopping=False).fit(X, y)
+
+
+# -- the hand-written step of the dense auto-encoder --------------------------
+
+
+def _dense_autoencoder(seed=0, hidden=(12, 5, 12), activation="relu"):
+    from denoisenet._networks import autoencoder_network
+
+    torch.manual_seed(seed)
+    return autoencoder_network(20, hidden, activation)
+
+
+def _steps(module, step, n_steps=5, rows=16, seed=0):
+    """Weights and losses after ``n_steps`` optimiser steps of ``step``."""
+    optimizer = make_optimizer(module, 1e-2, 1e-3, rows)
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.rand(rows, 20, generator=generator)
+    losses = []
+    for i in range(n_steps):
+        # Every third batch is short, as the last one of an epoch is.
+        n = rows - 5 if i % 3 == 2 else rows
+        target = images[:n]
+        noisy = (target + 0.3 * torch.randn(n, 20, generator=generator)).clamp(0, 1)
+        losses.append(float(step(module, optimizer, noisy, target)))
+    return [p.detach().clone() for p in module.parameters()], losses
+
+
+def _autograd_step(module, optimizer, inputs, targets):
+    loss = torch.nn.functional.mse_loss(module(inputs), targets)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+@pytest.mark.parametrize("hidden", [(12, 5, 12), (7,), (16, 9, 4, 9, 16)])
+def test_dense_step_takes_the_steps_of_autograd(hidden):
+    from denoisenet._training import DenseSquaredErrorStep
+
+    fused = DenseSquaredErrorStep()
+    weights, losses = _steps(_dense_autoencoder(hidden=hidden), fused, n_steps=12)
+    expected_weights, expected_losses = _steps(
+        _dense_autoencoder(hidden=hidden), _autograd_step, n_steps=12
+    )
+    assert losses == pytest.approx(expected_losses, rel=1e-5)
+    for mine, theirs in zip(weights, expected_weights, strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6)
+    # The loss fell: the steps trained the network.
+    assert losses[-1] < losses[0]
+
+
+def test_dense_step_leaves_no_gradients_and_reuses_its_buffers():
+    from denoisenet._training import DenseSquaredErrorStep
+
+    fused = DenseSquaredErrorStep()
+    module = _dense_autoencoder()
+    _steps(module, fused, n_steps=6)
+    assert all(p.grad is None for p in module.parameters())
+    # One set for the full batches, one for the short ones.
+    assert sorted(fused._buffers) == [11, 16]
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        pytest.param(lambda: _dense_autoencoder(activation="tanh"), id="tanh"),
+        pytest.param(
+            lambda: torch.nn.Sequential(
+                torch.nn.Linear(20, 20), torch.nn.ReLU(), torch.nn.Linear(20, 20)
+            ),
+            id="not-an-autoencoder",
+        ),
+    ],
+)
+def test_dense_step_declines_other_networks(module):
+    from denoisenet._training import DenseSquaredErrorStep
+
+    module = module()
+    optimizer = make_optimizer(module, 1e-2, 0.0, 4)
+    before = [p.detach().clone() for p in module.parameters()]
+    x = torch.rand(4, 20)
+    assert DenseSquaredErrorStep()(module, optimizer, x, x) is None
+    # Declining took no step.
+    after = list(module.parameters())
+    assert all(torch.equal(p, q) for p, q in zip(after, before, strict=True))
+
+
+def test_dense_step_declines_other_dtypes():
+    from denoisenet._training import DenseSquaredErrorStep
+
+    module = _dense_autoencoder()
+    optimizer = make_optimizer(module, 1e-2, 0.0, 4)
+    x = torch.rand(4, 20, dtype=torch.float64)
+    assert DenseSquaredErrorStep()(module, optimizer, x, x) is None
