@@ -1323,6 +1323,38 @@ class _Smuggled:
         self.weights = torch.zeros(2)
 
 
+@pytest.mark.parametrize("block", [torch.no_grad, torch.inference_mode])
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(make_dae, id="dae"),
+        pytest.param(lambda: make_dae(activation="tanh"), id="dae-tanh"),
+        pytest.param(make_clf, id="clf"),
+    ],
+)
+def test_fit_inside_a_no_grad_block_trains_as_outside(block, make):
+    """A fit called inside the caller's ``torch.no_grad()`` or
+    ``inference_mode()`` trains as it would outside (it failed with torch's
+    "does not require grad" for autograd-trained networks), and its
+    weights can be trained further outside the block."""
+    rng = np.random.default_rng(0)
+    X = rng.random((40, 12), dtype=np.float32)
+    y = np.arange(40) % 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with block():
+            inside = make().fit(X, y)
+        inside.partial_fit(X, y)
+        outside = make().fit(X, y)
+        outside.partial_fit(X, y)
+    for mine, theirs in zip(
+        inside.module_.state_dict().values(),
+        outside.module_.state_dict().values(),
+        strict=True,
+    ):
+        assert torch.equal(mine, theirs)
+
+
 def test_every_torch_load_passes_weights_only_true():
     package_dir = Path(denoisenet.__file__).parent
     calls = []

@@ -575,7 +575,10 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         # the commit below write attributes, so they are rolled back together.
         before = self.__dict__.copy()
         try:
-            with thread_budget():
+            # A fit called inside the caller's torch.no_grad() or
+            # inference_mode() still needs gradients, and weights that later
+            # calls outside those blocks may update in place.
+            with torch.inference_mode(False), torch.enable_grad(), thread_budget():
                 self._fit_unguarded(
                     X, y, incremental, sample_weight, classes, epoch_end=epochs
                 )

@@ -233,11 +233,11 @@ class DenseSquaredErrorStep:
     records nothing. With batches of 128 rows the network's products are
     small, and the rest of an autograd step (fresh tensors for every
     result, the graph's bookkeeping, a separate pass for the loss) took
-    about a tenth of an epoch (one or two threads, 784-256-128-256-784). The loss is taken as a dot product of the
-    residuals, so its last bits may differ from ``mse_loss``'s. The
-    optimiser is the fit's own, given the gradients as ``.grad`` for its
-    step and then released: nothing but the weights and the optimiser's
-    state outlives the step.
+    about a tenth of an epoch (one or two threads, 784-256-128-256-784).
+    The loss is taken as a dot product of the residuals, so its last bits
+    may differ from ``mse_loss``'s. The optimiser is the fit's own, given
+    the gradients as ``.grad`` for its step and then released: nothing but
+    the weights and the optimiser's state outlives the step.
 
     One instance serves one fit; ``__call__`` returns None (autograd takes
     the step) for a network of another shape, off the CPU, or when the
