@@ -1355,6 +1355,53 @@ def test_fit_inside_a_no_grad_block_trains_as_outside(block, make):
         assert torch.equal(mine, theirs)
 
 
+@pytest.fixture
+def float64_default():
+    """torch's default dtype set to float64 for the test, as scientific code
+    often does, and set back afterwards."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
+
+
+def _everything_a_model_answers(X, y):
+    """Fits (with the neighbour term and training noise), then every answer."""
+    answers = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for make, params in (
+            (make_dae, {}),
+            (make_dae, {"activation": "tanh"}),
+            (make_clf, {}),
+        ):
+            model = make(max_iter=2, **params).fit(X, y)
+            model.partial_fit(X, y)
+            answers += [model.transform(X), model.score(X, y), model.loss_curve_]
+            if isinstance(model, BottleneckClassifier):
+                answers += [model.predict_proba(X), model.decode(model.transform(X))]
+            with torch.no_grad():
+                answers.append(model.to_torch()(torch.from_numpy(X)).numpy())
+    return answers
+
+
+def test_a_float64_torch_default_changes_nothing(request):
+    """``torch.set_default_dtype(torch.float64)`` before a fit: the networks
+    stay float32 (they refused the float32 batches) and every random draw
+    is the one it would be (the classifier's choice of neighbours drew
+    float64 numbers), so the models are bit for bit the default's."""
+    rng = np.random.default_rng(0)
+    X = rng.random((60, 12), dtype=np.float32)
+    y = np.arange(60) % 3
+    expected = _everything_a_model_answers(X, y)
+    request.getfixturevalue("float64_default")
+    answers = _everything_a_model_answers(X, y)
+    for mine, theirs in zip(answers, expected, strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+
+
 def test_every_torch_load_passes_weights_only_true():
     package_dir = Path(denoisenet.__file__).parent
     calls = []

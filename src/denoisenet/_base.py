@@ -915,7 +915,7 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         # torch's default initialisation would draw from its global one.
         with torch.device("meta"):
             module = self._network(**self._network_args)
-        module = module.to_empty(device="cpu")
+        module = _float32(module).to_empty(device="cpu")
         return init_parameters(module, torch_generator(seed)).to(device)
 
     def _history(self, reuse, early_stopping):
@@ -1258,10 +1258,20 @@ def _same_device(a, b):
     return index(a) == index(b)
 
 
+def _float32(module):
+    """``module`` in float32 whatever ``torch.set_default_dtype`` says.
+
+    The networks train and answer in float32; a caller who made float64
+    torch's default (common in scientific code) would otherwise get
+    float64 layers that refuse the float32 batches.
+    """
+    return module.to(torch.float32)
+
+
 def _build(network, args, device, state_dict):
     """``network(**args)`` on ``device``, holding ``state_dict``; allocated once."""
     with torch.device("meta"):
-        module = network(**args)
+        module = _float32(network(**args))
     # Shapes are compared on the meta device, before any memory is taken:
     # a tampered file may describe a network that its weights do not fill.
     expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}

@@ -529,7 +529,7 @@ def _paired_batches(data, indices, batch_size, generator, device):
         # The graph pads with -1 at the end of a row (a class with fewer
         # rows than neighbours); the draw is among the real ones.
         found = (candidates >= 0).sum(1)
-        draw = torch.rand(len(anchors), generator=generator)
+        draw = torch.rand(len(anchors), generator=generator, dtype=torch.float32)
         pick = (draw * found).long().clamp_(max=table.shape[1] - 1)
         partners = candidates.gather(1, pick[:, None])[:, 0].long()
         partners = torch.where(partners < 0, anchors, partners)
@@ -573,7 +573,7 @@ def run_epoch(module, optimizer, objective, data, schedule, shuffle, device, ste
     generator).
     """
     module.train()
-    total = torch.zeros((), device=device)
+    total = torch.zeros((), dtype=torch.float32, device=device)
     seen = 0
     for batch in _batches(
         data,
