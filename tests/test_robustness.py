@@ -1355,49 +1355,78 @@ def test_fit_inside_a_no_grad_block_trains_as_outside(block, make):
         assert torch.equal(mine, theirs)
 
 
-@pytest.fixture
-def float64_default():
-    """torch's default dtype set to float64 for the test, as scientific code
-    often does, and set back afterwards."""
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(before)
+@contextlib.contextmanager
+def _torch_default(which):
+    """torch's default dtype or device set as a user's program may set it."""
+    if which == "float64":
+        before = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)
+        try:
+            yield
+        finally:
+            torch.set_default_dtype(before)
+    else:
+        # A GPU user's torch.set_default_device("cuda"), on a machine
+        # without one: any tensor made without a device lands on "meta",
+        # which holds no data, and the call fails.
+        torch.set_default_device(which)
+        try:
+            yield
+        finally:
+            torch.set_default_device(None)
 
 
 def _everything_a_model_answers(X, y):
-    """Fits (with the neighbour term and training noise), then every answer."""
-    answers = []
+    """Fits (neighbour term, training noise, early stopping, a pickle round
+    trip, partial_fit), then every answer, of every estimator."""
+    answers = [
+        noise(random_state=0).fit_transform(X)
+        for noise in (GaussianPixelNoise, SaltAndPepperNoise, MaskingNoise)
+    ]
+    conv = {"architecture": "conv", "conv_channels": (4,), "image_shape": (3, 4)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for make, params in (
             (make_dae, {}),
-            (make_dae, {"activation": "tanh"}),
-            (make_clf, {}),
+            (make_dae, {"activation": "tanh", "early_stopping": True}),
+            (make_dae, conv),
+            (make_clf, {"early_stopping": True}),
+            (make_clf, conv),
         ):
-            model = make(max_iter=2, **params).fit(X, y)
+            model = make(max_iter=2, **params)
+            if make is make_clf:
+                model.fit(X, y, sample_weight=np.linspace(0.5, 1.5, len(y)))
+            else:
+                model.fit(X)
+            model = pickle.loads(pickle.dumps(model))
             model.partial_fit(X, y)
-            answers += [model.transform(X), model.score(X, y), model.loss_curve_]
-            if isinstance(model, BottleneckClassifier):
-                answers += [model.predict_proba(X), model.decode(model.transform(X))]
+            codes = model.transform(X)
+            answers += [codes, model.score(X, y), model.loss_curve_]
+            if make is make_clf:
+                answers += [model.predict(X), model.predict_proba(X)]
+                answers.append(model.decode(codes))
+            else:
+                answers.append(model.decode(model.encode(X)))
             with torch.no_grad():
                 answers.append(model.to_torch()(torch.from_numpy(X)).numpy())
     return answers
 
 
-def test_a_float64_torch_default_changes_nothing(request):
-    """``torch.set_default_dtype(torch.float64)`` before a fit: the networks
-    stay float32 (they refused the float32 batches) and every random draw
-    is the one it would be (the classifier's choice of neighbours drew
-    float64 numbers), so the models are bit for bit the default's."""
+@pytest.mark.parametrize("which", ["float64", "meta"])
+def test_torch_defaults_set_by_the_caller_change_nothing(which):
+    """A caller's ``torch.set_default_dtype(torch.float64)`` (common in
+    scientific code) or ``torch.set_default_device(...)``: the networks stay
+    float32 on the estimator's device (they were built float64 and refused
+    the float32 batches), every tensor the package makes names its device,
+    and every random draw is the one it would be (the classifier's choice of
+    neighbours drew float64 numbers): the answers are bit for bit the
+    defaults'."""
     rng = np.random.default_rng(0)
     X = rng.random((60, 12), dtype=np.float32)
     y = np.arange(60) % 3
     expected = _everything_a_model_answers(X, y)
-    request.getfixturevalue("float64_default")
-    answers = _everything_a_model_answers(X, y)
+    with _torch_default(which):
+        answers = _everything_a_model_answers(X, y)
     for mine, theirs in zip(answers, expected, strict=True):
         np.testing.assert_array_equal(mine, theirs)
 

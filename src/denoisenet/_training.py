@@ -496,7 +496,9 @@ def _batches(data, batch_size, shuffle, generator, device, min_rows=1):
     """
     indices = data.indices
     if shuffle:
-        indices = indices[torch.randperm(len(indices), generator=generator)]
+        indices = indices[
+            torch.randperm(len(indices), generator=generator, device="cpu")
+        ]
     if data.neighbors is not None:
         yield from _paired_batches(data, indices, batch_size, generator, device)
         return
@@ -529,7 +531,9 @@ def _paired_batches(data, indices, batch_size, generator, device):
         # The graph pads with -1 at the end of a row (a class with fewer
         # rows than neighbours); the draw is among the real ones.
         found = (candidates >= 0).sum(1)
-        draw = torch.rand(len(anchors), generator=generator, dtype=torch.float32)
+        draw = torch.rand(
+            len(anchors), generator=generator, dtype=torch.float32, device="cpu"
+        )
         pick = (draw * found).long().clamp_(max=table.shape[1] - 1)
         partners = candidates.gather(1, pick[:, None])[:, 0].long()
         partners = torch.where(partners < 0, anchors, partners)

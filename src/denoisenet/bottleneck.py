@@ -91,7 +91,7 @@ def _squared_distances(x):
 
 def _scaled_rows(data, rows):
     """float32 numpy rows of the (scaled) training data, on the host."""
-    batch = data.inputs(torch.as_tensor(rows).to(data.X.device), "cpu")
+    batch = data.inputs(torch.as_tensor(rows, device=data.X.device), "cpu")
     return batch.numpy()
 
 

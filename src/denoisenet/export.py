@@ -29,9 +29,11 @@ class _Scaled(nn.Module):
         self.network = network
         # Buffers, not Python floats: they travel with state_dict() and
         # .to(device), and stay float32 as the estimator computes them.
-        self.register_buffer("data_min", torch.tensor(data_min, dtype=torch.float32))
         self.register_buffer(
-            "data_range", torch.tensor(data_range, dtype=torch.float32)
+            "data_min", torch.tensor(data_min, dtype=torch.float32, device="cpu")
+        )
+        self.register_buffer(
+            "data_range", torch.tensor(data_range, dtype=torch.float32, device="cpu")
         )
 
     def scale(self, x):

@@ -148,7 +148,7 @@ def _rounded(value, X):
     # batch of 128 images); made on the CPU, so that a GPU batch waits for
     # no copy, and a CUDA graph can capture the step (a copy from the host
     # cannot be captured).
-    return torch.tensor(float(value), dtype=X.dtype).item()
+    return torch.tensor(float(value), dtype=X.dtype, device="cpu").item()
 
 
 class GaussianPixelNoise(_PixelNoise):
