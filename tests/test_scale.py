@@ -188,7 +188,9 @@ def test_fit_in_the_main_thread_gets_back_its_thread_count(
 @pytest.mark.parametrize(
     "rows, widths, busy, expected",
     [
-        (256, (64, 256, 128, 256), 0, 1),  # the digits: small work, one thread
+        (16, (12, 8, 2, 8), 0, 1),  # tiny work: one thread
+        (32, (64, 256, 128, 256), 0, 2),  # the digits on an idle machine
+        (32, (64, 256, 128, 256), 1, 1),  # ... beside one busy process
         (256, (784, 256, 128, 256), 0, 2),  # Fashion-MNIST on an idle machine
         (256, (784, 256, 128, 256), 1, 1),  # ... beside one busy process
         (256, (784, 256, 128, 256), 5, 1),  # ... beside many

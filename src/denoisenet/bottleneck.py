@@ -415,13 +415,14 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
     n_threads : int or 'auto', default='auto'
         torch threads that training and inference use on the CPU. 'auto'
         picks them from the size of the work: one thread when a batch is
-        small (its rows times the widest layer, input included, below
-        131,072: the 8x8 digits, say), where more threads only wait on each
-        other; else torch's count (:func:`torch.get_num_threads`), but no
-        more than the CPUs that other processes leave idle, since threads
-        that spin-wait against a busy process can make training many times
-        slower. In a worker thread (joblib's threading backend, Dask) 'auto'
-        is one thread. An int uses that many threads; see :ref:`scaling`.
+        tiny (its rows times the widest layer, input included, below
+        4,096: a few dozen rows of a narrow network), where more threads
+        only wait on each other; else torch's count
+        (:func:`torch.get_num_threads`), but no more than the CPUs that
+        other processes leave idle, since threads that spin-wait against a
+        busy process can make training many times slower. In a worker
+        thread (joblib's threading backend, Dask) 'auto' is one thread. An
+        int uses that many threads; see :ref:`scaling`.
 
     Attributes
     ----------
