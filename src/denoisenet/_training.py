@@ -246,8 +246,8 @@ class DenseSquaredErrorStep:
 
     def __init__(self):
         self._module = None
-        self._layers = None  # the module's Linear layers, or () when it is not dense
-        self._grads = None  # one gradient buffer per parameter
+        self._layers = ()  # the module's Linear layers; () when it is not dense
+        self._plan = None  # per layer: bias, weight, its transpose, gradients
         self._buffers = {}  # rows -> (activations, gradients of activations)
 
     @staticmethod
@@ -270,9 +270,25 @@ class DenseSquaredErrorStep:
         if module is not self._module:
             self._module = module
             self._layers = self.dense_layers(module)
-            self._grads = None
+            self._plan = None
             self._buffers = {}
         return self._layers
+
+    def _plan_for(self, layers):
+        # The weights are updated in place, so their transposed views and
+        # the gradient buffers stay valid from step to step.
+        if self._plan is None:
+            self._plan = [
+                (
+                    layer.bias,
+                    layer.weight,
+                    layer.weight.t(),
+                    torch.empty_like(layer.weight),
+                    torch.empty_like(layer.bias),
+                )
+                for layer in layers
+            ]
+        return self._plan
 
     def _buffers_for(self, rows, like):
         buffers = self._buffers.get(rows)
@@ -290,52 +306,55 @@ class DenseSquaredErrorStep:
 
     def __call__(self, module, optimizer, inputs, targets):
         layers = self._bind(module)
-        weight = layers[0].weight if layers else None
+        if not layers:
+            return None
+        weight = layers[0].weight
         if (
-            not layers
-            or inputs.device.type != "cpu"
+            inputs.device.type != "cpu"
             or weight.device.type != "cpu"
             or not inputs.dtype == targets.dtype == weight.dtype
             or inputs.dim() != 2
         ):
             return None
-        if self._grads is None:
-            self._grads = [
-                (torch.empty_like(layer.weight), torch.empty_like(layer.bias))
-                for layer in layers
-            ]
+        plan = self._plan_for(layers)
         activations, deltas = self._buffers_for(inputs.shape[0], inputs)
-        last = len(layers) - 1
+        last = len(plan) - 1
         with torch.no_grad():
             h = inputs
-            for k, layer in enumerate(layers):
-                torch.addmm(layer.bias, h, layer.weight.t(), out=activations[k])
-                h = activations[k].relu_() if k < last else activations[k].sigmoid_()
-            output = activations[last]
+            for k in range(last):
+                bias, _, weight_t, _, _ = plan[k]
+                h = torch.addmm(bias, h, weight_t, out=activations[k]).relu_()
+            bias, _, weight_t, _, _ = plan[last]
+            output = torch.addmm(bias, h, weight_t, out=activations[last]).sigmoid_()
             # d(loss)/d(pre-sigmoid) = 2 (output - target) / n * output (1 - output)
             delta = torch.sub(output, targets, out=deltas[last])
             flat = delta.view(-1)
-            loss = torch.dot(flat, flat) / flat.numel()
-            delta.mul_(2.0 / flat.numel())
-            torch.ops.aten.sigmoid_backward.grad_input(delta, output, grad_input=delta)
-            for k in range(last, -1, -1):
-                below = inputs if k == 0 else activations[k - 1]
-                weight_grad, bias_grad = self._grads[k]
+            n = flat.numel()
+            loss = torch.dot(flat, flat).div_(n)
+            delta.mul_(2.0 / n)
+            _sigmoid_backward(delta, output, grad_input=delta)
+            for k in range(last, 0, -1):
+                _, weight, _, weight_grad, bias_grad = plan[k]
+                below = activations[k - 1]
                 torch.mm(delta.t(), below, out=weight_grad)
                 torch.sum(delta, 0, out=bias_grad)
-                if k > 0:
-                    torch.mm(delta, layers[k].weight, out=deltas[k - 1])
-                    torch.ops.aten.threshold_backward.grad_input(
-                        deltas[k - 1], below, 0, grad_input=deltas[k - 1]
-                    )
-                    delta = deltas[k - 1]
-        for layer, (weight_grad, bias_grad) in zip(layers, self._grads, strict=True):
-            layer.weight.grad, layer.bias.grad = weight_grad, bias_grad
+                delta = torch.mm(delta, weight, out=deltas[k - 1])
+                _threshold_backward(delta, below, 0, grad_input=delta)
+            _, _, _, weight_grad, bias_grad = plan[0]
+            torch.mm(delta.t(), inputs, out=weight_grad)
+            torch.sum(delta, 0, out=bias_grad)
+        for bias, weight, _, weight_grad, bias_grad in plan:
+            weight.grad, bias.grad = weight_grad, bias_grad
         try:
             optimizer.step()
         finally:
-            optimizer.zero_grad(set_to_none=True)
+            for bias, weight, _, _, _ in plan:
+                weight.grad = bias.grad = None
         return loss
+
+
+_sigmoid_backward = torch.ops.aten.sigmoid_backward.grad_input
+_threshold_backward = torch.ops.aten.threshold_backward.grad_input
 
 
 # The switch for the GPU path: on a CUDA device, the training step of full
