@@ -75,6 +75,7 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from torch import nn
 
 from denoisenet import DenoisingAutoencoder, GaussianPixelNoise
+from denoisenet._base import auto_threads
 
 HIDDEN = (256, 128, 256)
 TARGET_PLAIN_SPEEDUP = 1.3  # plain loop s/epoch over the DAE's
@@ -255,6 +256,10 @@ def run_speed(cfg):
         f"{cfg.learning_rate:g}, noise std {cfg.noise_std}; one epoch = "
         f"{train_gflop:.1f} GFLOP"
     )
+    # What n_threads='auto' picks for these batches now: the DAE runs at
+    # its default thread count, which the run's --threads only caps.
+    auto = auto_threads(cfg.batch_size, [X.shape[1], *HIDDEN])
+    print(f"DenoisingAutoencoder n_threads='auto': {auto} torch thread(s) now")
     peak_start = _common.measure_matmul_peak(cfg.threads)
     print(f"fp32 torch.mm 2048^3 peak at start: {peak_start:.1f} GFLOP/s")
 

@@ -222,6 +222,46 @@ def test_busy_cpus_counts_a_spinning_process():
     assert during >= 1
 
 
+@pytest.mark.parametrize(
+    "runnable, own, busy",
+    [
+        (1, 1, 0),  # this thread alone
+        (3, 3, 0),  # this thread and two spinning OpenMP workers of its own
+        (3, 1, 2),  # two tasks of other processes
+        (4, 2, 2),  # both
+    ],
+)
+def test_busy_cpus_leaves_out_this_process_threads(monkeypatch, runnable, own, busy):
+    """torch's OpenMP workers spin for a few milliseconds after a parallel
+    region: a fit right after a transform saw them as a busy CPU."""
+    monkeypatch.setattr(denoisenet._base, "_runnable_tasks", lambda: runnable)
+    monkeypatch.setattr(denoisenet._base, "_own_runnable_threads", lambda: own)
+    assert denoisenet._base._busy_cpus() == busy
+
+
+def test_own_runnable_threads_sees_a_thread_of_this_process():
+    if not os.path.exists("/proc/self/task"):
+        pytest.skip("needs Linux's /proc/self/task")
+    stop = threading.Event()
+    a = torch.rand(256, 256)
+
+    def spin():
+        with denoisenet._base.thread_budget(1):
+            while not stop.is_set():
+                a @ a  # releases the GIL: the thread stays runnable
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    try:
+        time.sleep(0.05)
+        seen = max(denoisenet._base._own_runnable_threads() for _ in range(20))
+    finally:
+        stop.set()
+        spinner.join()
+    # This thread and the spinning one.
+    assert seen >= 2
+
+
 def test_n_threads_inference_and_worker_threads(
     small_digits, monkeypatch, two_torch_threads
 ):

@@ -396,20 +396,46 @@ def _busy_cpus():
     """CPUs that other tasks keep busy now, from Linux's run queue.
 
     The fourth field of ``/proc/loadavg`` counts the tasks runnable at this
-    instant (this one included); the least of three readings, half a
-    millisecond apart, leaves out tasks that only pass through. Unknown
-    (not Linux) counts as none.
+    instant; the threads of this process that are runnable are not other
+    tasks: this one, and torch's OpenMP workers, which spin-wait for a few
+    milliseconds after every parallel region (a fit that starts right after
+    a ``transform``, as in a pipeline, saw them as a busy CPU and took one
+    thread). The least of three readings, half a millisecond apart, leaves
+    out tasks that only pass through. Unknown (not Linux) counts as none.
     """
     readings = []
     try:
         for attempt in range(3):
             if attempt:
                 time.sleep(0.0005)
-            with open("/proc/loadavg", encoding="ascii") as f:
-                readings.append(int(f.read().split()[3].split("/")[0]))
+            running = _runnable_tasks()
+            # This process's threads are read only when others may be busy.
+            readings.append(running - (_own_runnable_threads() if running > 1 else 1))
     except (OSError, ValueError, IndexError):
         return 0
-    return max(0, min(readings) - 1)
+    return max(0, min(readings))
+
+
+def _runnable_tasks():
+    with open("/proc/loadavg", encoding="ascii") as f:
+        return int(f.read().split()[3].split("/")[0])
+
+
+def _own_runnable_threads():
+    """This process's runnable threads (at least the calling one)."""
+    count = 0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return 1
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/stat", encoding="ascii") as f:
+                state = f.read().rpartition(")")[2].split()[0]
+        except (OSError, IndexError, UnicodeDecodeError):
+            continue
+        count += state == "R"
+    return max(count, 1)
 
 
 def _usable_cpus():
