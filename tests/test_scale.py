@@ -223,23 +223,25 @@ def test_busy_cpus_counts_a_spinning_process():
 
 
 @pytest.mark.parametrize(
-    "runnable, own, busy",
+    "runnable, helpers, busy",
     [
-        (1, 1, 0),  # this thread alone
-        (3, 3, 0),  # this thread and two spinning OpenMP workers of its own
-        (3, 1, 2),  # two tasks of other processes
-        (4, 2, 2),  # both
+        (1, 0, 0),  # this thread alone
+        (3, 2, 0),  # this thread and two spinning OpenMP workers of its own
+        (3, 0, 2),  # two tasks of other processes (or Python threads)
+        (4, 1, 2),  # both
     ],
 )
-def test_busy_cpus_leaves_out_this_process_threads(monkeypatch, runnable, own, busy):
+def test_busy_cpus_leaves_out_this_process_helper_threads(
+    monkeypatch, runnable, helpers, busy
+):
     """torch's OpenMP workers spin for a few milliseconds after a parallel
     region: a fit right after a transform saw them as a busy CPU."""
     monkeypatch.setattr(denoisenet._base, "_runnable_tasks", lambda: runnable)
-    monkeypatch.setattr(denoisenet._base, "_own_runnable_threads", lambda: own)
+    monkeypatch.setattr(denoisenet._base, "_runnable_helper_threads", lambda: helpers)
     assert denoisenet._base._busy_cpus() == busy
 
 
-def test_own_runnable_threads_sees_a_thread_of_this_process():
+def test_runnable_helper_threads_are_the_ones_python_did_not_start():
     if not os.path.exists("/proc/self/task"):
         pytest.skip("needs Linux's /proc/self/task")
     stop = threading.Event()
@@ -254,12 +256,13 @@ def test_own_runnable_threads_sees_a_thread_of_this_process():
     spinner.start()
     try:
         time.sleep(0.05)
-        seen = max(denoisenet._base._own_runnable_threads() for _ in range(20))
+        # A running Python thread is work, not a helper.
+        during = [denoisenet._base._runnable_helper_threads() for _ in range(20)]
     finally:
         stop.set()
         spinner.join()
-    # This thread and the spinning one.
-    assert seen >= 2
+    # Counting every runnable thread of the process would give 2 or more.
+    assert min(during) == 0
 
 
 def test_n_threads_inference_and_worker_threads(

@@ -393,24 +393,28 @@ SMALL_WORK = 2**12
 
 
 def _busy_cpus():
-    """CPUs that other tasks keep busy now, from Linux's run queue.
+    """CPUs that other work keeps busy now, from Linux's run queue.
 
     The fourth field of ``/proc/loadavg`` counts the tasks runnable at this
-    instant; the threads of this process that are runnable are not other
-    tasks: this one, and torch's OpenMP workers, which spin-wait for a few
-    milliseconds after every parallel region (a fit that starts right after
-    a ``transform``, as in a pipeline, saw them as a busy CPU and took one
-    thread). The least of three readings, half a millisecond apart, leaves
-    out tasks that only pass through. Unknown (not Linux) counts as none.
+    instant. Not counted: this thread, and this process's threads that
+    Python did not start, such as torch's OpenMP workers, which spin-wait
+    for a few milliseconds after every parallel region (a fit that started
+    right after a ``transform``, as in a pipeline, saw them as a busy CPU
+    and took one thread). Python threads of this process that are running
+    (a second fit, say) count, as other processes do. The least of three
+    readings, half a millisecond apart, leaves out tasks that only pass
+    through. Unknown (not Linux) counts as none.
     """
     readings = []
     try:
         for attempt in range(3):
             if attempt:
                 time.sleep(0.0005)
-            running = _runnable_tasks()
+            running = _runnable_tasks() - 1  # this thread
             # This process's threads are read only when others may be busy.
-            readings.append(running - (_own_runnable_threads() if running > 1 else 1))
+            if running > 0:
+                running -= _runnable_helper_threads()
+            readings.append(running)
     except (OSError, ValueError, IndexError):
         return 0
     return max(0, min(readings))
@@ -421,21 +425,29 @@ def _runnable_tasks():
         return int(f.read().split()[3].split("/")[0])
 
 
-def _own_runnable_threads():
-    """This process's runnable threads (at least the calling one)."""
-    count = 0
+def _runnable_helper_threads():
+    """Runnable threads of this process that Python did not start.
+
+    These are the thread pools of torch and the BLAS libraries (after a
+    parallel region, spinning until they sleep); 0 where ``/proc`` cannot
+    tell.
+    """
+    python = {thread.native_id for thread in threading.enumerate()}
     try:
         tasks = os.listdir("/proc/self/task")
     except OSError:
-        return 1
+        return 0
+    count = 0
     for task in tasks:
+        if not task.isdigit() or int(task) in python:
+            continue
         try:
             with open(f"/proc/self/task/{task}/stat", encoding="ascii") as f:
                 state = f.read().rpartition(")")[2].split()[0]
         except (OSError, IndexError, UnicodeDecodeError):
             continue
         count += state == "R"
-    return max(count, 1)
+    return count
 
 
 def _usable_cpus():
