@@ -382,12 +382,11 @@ def thread_budget(threads=None):
 
 # A batch whose rows times its widest layer stay below this is too little
 # work for a second torch thread, which costs more in synchronisation than
-# it gains: a few dozen rows of a narrow network. Since training steps lost
-# most of their per-operation overhead, the default networks gain from a
-# second thread even on the 8x8 digits (33 rows x 256 units: 3 epochs of
-# the auto-encoder 0.087 s on one thread, 0.077 s on two; 5,000
-# Fashion-MNIST images, 125 x 784: 0.364 s and 0.274 s; the classifier
-# 0.341 and 0.268 s on the digits; an idle 2-core machine). The limit was
+# it gains: a few dozen rows of a narrow network. Measured again on an idle
+# 2-core machine, the default networks gain from a second thread even on
+# the 8x8 digits (33 rows x 256 units: 3 epochs of the auto-encoder 0.087 s
+# on one thread, 0.077 s on two, the classifier 0.341 s and 0.268 s; 5,000
+# Fashion-MNIST images, 125 x 784: 0.364 s and 0.274 s). The limit was
 # 2**17 before, which kept both on one thread. See ``auto_threads``.
 SMALL_WORK = 2**12
 
