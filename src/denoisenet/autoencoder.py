@@ -147,15 +147,10 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         'cuda:N' or 'mps'. Asking for a device that is absent is an error.
     n_threads : int or 'auto', default='auto'
         torch threads that training and inference use on the CPU. 'auto'
-        picks them from the size of the work: one thread when a batch is
-        tiny (its rows times the widest layer, input included, below
-        4,096: a few dozen rows of a narrow network), where more threads
-        only wait on each other; else torch's count
-        (:func:`torch.get_num_threads`), but no more than the CPUs that
-        other processes leave idle, since threads that spin-wait against a
-        busy process can make training many times slower. In a worker
-        thread (joblib's threading backend, Dask) 'auto' is one thread. An
-        int uses that many threads; see :ref:`scaling`.
+        picks them when a call starts, from the size of the work (one
+        thread for tiny batches) and the CPUs that other work leaves idle;
+        in a worker thread it is one. An int uses that many threads. See
+        :ref:`scaling` for the rule and why.
 
     Attributes
     ----------
