@@ -682,6 +682,9 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
                 device,
                 epoch_end=epoch_end,
             )
+        # The last step's gradients are of no further use: the fitted model
+        # holds its weights (and the optimiser's state) alone.
+        optimizer.zero_grad(set_to_none=True)
         self._check_trained(module, optimizer, data, device, history)
         self._commit(module.eval(), optimizer, history)
         return self
