@@ -409,14 +409,14 @@ def _busy_cpus():
         for attempt in range(3):
             if attempt:
                 time.sleep(0.0005)
-            running = _runnable_tasks() - 1  # this thread
-            # This process's threads are read only when others may be busy.
-            if running > 0:
-                running -= _runnable_helper_threads()
-            readings.append(running)
+            readings.append(_runnable_tasks() - 1)  # not this thread
     except (OSError, ValueError, IndexError):
         return 0
-    return max(0, min(readings))
+    busy = min(readings)
+    # This process's threads are read (once) only when others may be busy.
+    if busy > 0:
+        busy -= _runnable_helper_threads()
+    return max(0, busy)
 
 
 def _runnable_tasks():
