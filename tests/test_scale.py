@@ -173,14 +173,14 @@ def test_fit_in_the_main_thread_gets_back_its_thread_count(
     # Wide enough for 'auto' to use torch's two threads on an idle machine.
     wide = make_dae(hidden_layer_sizes=(1024, 8, 1024), batch_size=200).fit(X)
     assert [threads for _, threads in epochs] == [1, 1, 2, 2]
-    # Inference too, but one image is no work for two threads.
+    # Inference too, for one image as well: it is padded to a full batch.
     seen = []
     wide.module_.encoder.register_forward_pre_hook(
         lambda module, args: seen.append(torch.get_num_threads())
     )
     wide.transform(X)
     wide.transform(X[:1])
-    assert seen == [2, 1]
+    assert seen == [2, 2]
     assert torch.get_num_threads() == two_torch_threads
     assert _fresh_thread_torch_threads() == two_torch_threads
 
@@ -263,6 +263,24 @@ def test_runnable_helper_threads_are_the_ones_python_did_not_start():
         spinner.join()
     # Counting every runnable thread of the process would give 2 or more.
     assert min(during) == 0
+
+
+def test_auto_threads_reads_the_load_at_most_every_quarter_second(
+    monkeypatch, two_torch_threads
+):
+    """A reading of the run queue takes 1-2 ms, as long as a predict call
+    of a few rows: calls in quick succession share one."""
+    readings = []
+    monkeypatch.setattr(denoisenet._base, "_usable_cpus", lambda: 2)
+    monkeypatch.setattr(
+        denoisenet._base, "_busy_cpus", lambda: readings.append(1) or len(readings) - 1
+    )
+    assert [auto_threads(256, (784,)) for _ in range(3)] == [2, 2, 2]
+    assert len(readings) == 1
+    monkeypatch.setattr(denoisenet._base, "BUSY_READING_SECONDS", 0.0)
+    # Read afresh: the machine now has one busy CPU.
+    assert auto_threads(256, (784,)) == 1
+    assert len(readings) == 2
 
 
 def test_n_threads_inference_and_worker_threads(
