@@ -21,6 +21,12 @@ of the best fixed count.
 torch's own count (``--threads``, default torch's default) is the most
 that 'auto' uses; it is printed with the environment.
 
+Last, on the idle machine: the milliseconds of ``transform`` of a single
+image (padded to the full inference batch) with each setting, median of
+``--calls`` calls, and the milliseconds of one reading of the machine's
+load (``_busy_cpus``), which 'auto' repeats at most every
+``BUSY_READING_SECONDS``.
+
 Run it from the repository root (a minute or two)::
 
     python benchmarks/bench_threads.py
@@ -28,6 +34,7 @@ Run it from the repository root (a minute or two)::
 """
 
 import argparse
+import functools
 import subprocess
 import sys
 import time
@@ -109,6 +116,21 @@ def measure(datasets, args):
     return times, picked
 
 
+def small_call_ms(datasets, calls):
+    """Rows of the table of one-image ``transform`` times, in milliseconds."""
+    rows = []
+    for name, X in datasets.items():
+        dae = DenoisingAutoencoder(max_iter=1, random_state=0, device="cpu").fit(X)
+        medians = []
+        for setting in SETTINGS:
+            dae.set_params(n_threads=setting)
+            one = functools.partial(dae.transform, X[:1])
+            seconds = _common.time_call(one, repeat=calls, warmup=5)
+            medians.append(f"{1e3 * _common.median(seconds):.2f}")
+        rows.append([name, *medians])
+    return rows
+
+
 def report(condition, datasets, times, picked):
     met = True
     rows = []
@@ -142,9 +164,12 @@ def main(argv=None):
     parser.add_argument("--busy", type=int, default=1)
     parser.add_argument("--n-samples", type=int, default=5000)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--calls", type=int, default=100)
     args = parser.parse_args(argv)
-    if min(args.epochs, args.repeat, args.busy, args.n_samples) < 1:
-        parser.error("--epochs, --repeat, --busy and --n-samples must be positive")
+    if min(args.epochs, args.repeat, args.busy, args.n_samples, args.calls) < 1:
+        parser.error(
+            "--epochs, --repeat, --busy, --n-samples and --calls must be positive"
+        )
 
     # torch's count only: 'auto' caps at it, and the settings 1 and 2 set
     # their own.
@@ -192,6 +217,17 @@ def main(argv=None):
             f"target: default within {TARGET_RATIO}x of the best fixed count "
             f"({condition}, both data sets): {_common.verdict(met)}"
         )
+    print(f"\ntransform of one image, ms (median of {args.calls} calls, idle)")
+    _common.print_table(
+        ["data", "auto", "1 thread", "2 threads"],
+        small_call_ms(datasets, args.calls),
+    )
+    reading = _common.time_call(denoisenet._base._busy_cpus, repeat=args.calls)
+    print(
+        f"one reading of the machine's load: {1e3 * _common.median(reading):.2f} "
+        f"ms (median), taken at most every "
+        f"{denoisenet._base.BUSY_READING_SECONDS} s"
+    )
 
 
 if __name__ == "__main__":

@@ -30,6 +30,16 @@ def interrupt_epoch(monkeypatch):
     return install
 
 
+@pytest.fixture(autouse=True)
+def _fresh_load_reading(monkeypatch):
+    """Every test reads the machine's load afresh: ``n_threads='auto'``
+    keeps a reading for a quarter of a second, and tests replace the
+    reader (``_busy_cpus``) with their own."""
+    import denoisenet._base
+
+    monkeypatch.setattr(denoisenet._base, "_busy_reading", (-float("inf"), 0))
+
+
 @pytest.fixture(scope="session")
 def _digits_data():
     X, y = load_digits(return_X_y=True)

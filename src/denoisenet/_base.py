@@ -477,18 +477,16 @@ def auto_threads(rows, widths):
 # of the run queue, half a millisecond apart) takes 1-2 ms, which a
 # predict call of a few rows (1-3 ms) would otherwise pay every time.
 BUSY_READING_SECONDS = 0.25
-_busy_reading = (-math.inf, None, 0)  # (time.monotonic(), reader, busy CPUs)
+_busy_reading = (-math.inf, 0)  # (time.monotonic() of the reading, busy CPUs)
 
 
 def _recent_busy_cpus():
     """:func:`_busy_cpus`, read again when the last reading is too old."""
     global _busy_reading
-    when, reader, busy = _busy_reading
-    # The reader is compared so that a replaced _busy_cpus (the tests')
-    # is never answered from another's reading.
-    if reader is not _busy_cpus or time.monotonic() - when > BUSY_READING_SECONDS:
+    when, busy = _busy_reading
+    if time.monotonic() - when > BUSY_READING_SECONDS:
         busy = _busy_cpus()
-        _busy_reading = (time.monotonic(), _busy_cpus, busy)
+        _busy_reading = (time.monotonic(), busy)
     return busy
 
 

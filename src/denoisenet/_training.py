@@ -206,14 +206,13 @@ def train_step(module, optimizer, objective, batch, generator):
         corrupted = objective.corrupt(inputs, generator)
     else:
         corrupted = inputs
+    if targets is None:  # an auto-encoder: the clean inputs
+        targets = inputs
     if objective.fused_step is not None and weights is None and not graph:
-        target = inputs if targets is None else targets
-        loss = objective.fused_step(module, optimizer, corrupted, target)
+        loss = objective.fused_step(module, optimizer, corrupted, targets)
         if loss is not None:
             return loss
-    loss = objective.loss(
-        module, corrupted, inputs if targets is None else targets, weights, *graph
-    )
+    loss = objective.loss(module, corrupted, targets, weights, *graph)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -246,8 +245,11 @@ class DenseSquaredErrorStep:
 
     def __init__(self):
         self._module = None
-        self._layers = ()  # the module's Linear layers; () when it is not dense
-        self._plan = None  # per layer: bias, weight, its transpose, gradients
+        # Per Linear layer: bias, weight, its transpose, and the two
+        # gradients' buffers; () when the module is not a dense ReLU
+        # auto-encoder. The weights are updated in place, so the transposed
+        # views and the buffers stay valid from step to step.
+        self._plan = ()
         self._buffers = {}  # rows -> (activations, gradients of activations)
 
     @staticmethod
@@ -269,15 +271,7 @@ class DenseSquaredErrorStep:
     def _bind(self, module):
         if module is not self._module:
             self._module = module
-            self._layers = self.dense_layers(module)
-            self._plan = None
             self._buffers = {}
-        return self._layers
-
-    def _plan_for(self, layers):
-        # The weights are updated in place, so their transposed views and
-        # the gradient buffers stay valid from step to step.
-        if self._plan is None:
             self._plan = [
                 (
                     layer.bias,
@@ -286,14 +280,14 @@ class DenseSquaredErrorStep:
                     torch.empty_like(layer.weight),
                     torch.empty_like(layer.bias),
                 )
-                for layer in layers
+                for layer in self.dense_layers(module)
             ]
         return self._plan
 
     def _buffers_for(self, rows, like):
         buffers = self._buffers.get(rows)
         if buffers is None:
-            widths = [layer.out_features for layer in self._layers]
+            widths = [weight.shape[0] for _, weight, _, _, _ in self._plan]
             buffers = (
                 [like.new_empty((rows, w)) for w in widths],
                 [like.new_empty((rows, w)) for w in widths],
@@ -305,10 +299,10 @@ class DenseSquaredErrorStep:
         return buffers
 
     def __call__(self, module, optimizer, inputs, targets):
-        layers = self._bind(module)
-        if not layers:
+        plan = self._bind(module)
+        if not plan:
             return None
-        weight = layers[0].weight
+        weight = plan[0][1]
         if (
             inputs.device.type != "cpu"
             or weight.device.type != "cpu"
@@ -316,7 +310,6 @@ class DenseSquaredErrorStep:
             or inputs.dim() != 2
         ):
             return None
-        plan = self._plan_for(layers)
         activations, deltas = self._buffers_for(inputs.shape[0], inputs)
         last = len(plan) - 1
         with torch.no_grad():
