@@ -79,13 +79,26 @@ PIPELINE_GRID = {"dae__hidden_layer_sizes": [(4,), (32,)]}
 # -- threads -------------------------------------------------------------------
 
 
+def _torch_threads():
+    """torch's thread count in this thread, where MKL's agrees with it.
+
+    MKL runs torch's matrix products; where torch has it, a count that MKL
+    does not share comes back as a string naming both, which no count
+    equals.
+    """
+    threads = torch.get_num_threads()
+    mkl = denoisenet._base._mkl_threads()
+    return threads if mkl in (None, threads) else f"torch {threads}, MKL {mkl}"
+
+
 def _recording_run_epoch(record):
     """A wrapper of ``_training.run_epoch`` that appends the thread's name and
-    torch's thread count seen at the start of every epoch to ``record``."""
+    torch's thread count (:func:`_torch_threads`) seen at the start of every
+    epoch to ``record``."""
     original = _training.run_epoch
 
     def run_epoch(*args, **kwargs):
-        record.append((threading.current_thread().name, torch.get_num_threads()))
+        record.append((threading.current_thread().name, _torch_threads()))
         return original(*args, **kwargs)
 
     return run_epoch
@@ -112,7 +125,7 @@ def _fit_in_worker(X, seed, patch):
     inference = []
     dae.module_.encoder.register_forward_pre_hook(
         lambda module, args: inference.append(
-            (threading.current_thread().name, torch.get_num_threads())
+            (threading.current_thread().name, _torch_threads())
         )
     )
     dae.transform(X)
@@ -133,7 +146,7 @@ def _fresh_thread_torch_threads():
     """torch's thread count as a thread started now sees it: the process-wide
     default that a thread takes on its first parallel torch call."""
     seen = []
-    thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    thread = threading.Thread(target=lambda: seen.append(_torch_threads()))
     thread.start()
     thread.join()
     return seen[0]
@@ -157,7 +170,7 @@ def test_threading_backend_fits_with_one_torch_thread(
     assert inference and {threads for _, threads in inference} == {1}
     # The main thread keeps its count, and so does the default that threads
     # started later take on.
-    assert torch.get_num_threads() == two_torch_threads
+    assert _torch_threads() == two_torch_threads
     assert _fresh_thread_torch_threads() == two_torch_threads
 
 
@@ -176,12 +189,12 @@ def test_fit_in_the_main_thread_gets_back_its_thread_count(
     # Inference too, for one image as well: it is padded to a full batch.
     seen = []
     wide.module_.encoder.register_forward_pre_hook(
-        lambda module, args: seen.append(torch.get_num_threads())
+        lambda module, args: seen.append(_torch_threads())
     )
     wide.transform(X)
     wide.transform(X[:1])
     assert seen == [2, 2]
-    assert torch.get_num_threads() == two_torch_threads
+    assert _torch_threads() == two_torch_threads
     assert _fresh_thread_torch_threads() == two_torch_threads
 
 
@@ -290,7 +303,7 @@ def test_n_threads_inference_and_worker_threads(
     dae = make_dae(n_threads=2).fit(X)
     seen = []
     dae.module_.encoder.register_forward_pre_hook(
-        lambda module, args: seen.append(torch.get_num_threads())
+        lambda module, args: seen.append(_torch_threads())
     )
     dae.transform(X)
     dae.set_params(n_threads=1).transform(X)
@@ -302,7 +315,7 @@ def test_n_threads_inference_and_worker_threads(
         joblib.delayed(make_dae(n_threads=n).fit)(X) for n in (2, "auto")
     )
     assert sorted(threads for _, threads in epochs) == [1, 1, 2, 2]
-    assert torch.get_num_threads() == two_torch_threads
+    assert _torch_threads() == two_torch_threads
     with pytest.raises(ValueError, match="'n_threads' parameter"):
         dae.set_params(n_threads=0).transform(X)
     with pytest.raises(ValueError, match="'n_threads' parameter"):
@@ -338,7 +351,7 @@ def test_overlapping_worker_threads_restore_the_default(two_torch_threads):
 
     def a():
         with thread_budget():
-            seen["a"] = torch.get_num_threads()
+            seen["a"] = _torch_threads()
             a_inside.set()
             b_inside.wait(30)
         a_done.set()
@@ -346,10 +359,10 @@ def test_overlapping_worker_threads_restore_the_default(two_torch_threads):
     def b():
         a_inside.wait(30)
         with thread_budget():
-            seen["b"] = torch.get_num_threads()
+            seen["b"] = _torch_threads()
             b_inside.set()
             a_done.wait(30)
-            seen["b_after_a"] = torch.get_num_threads()
+            seen["b_after_a"] = _torch_threads()
 
     threads = [threading.Thread(target=a), threading.Thread(target=b)]
     for thread in threads:
@@ -358,7 +371,7 @@ def test_overlapping_worker_threads_restore_the_default(two_torch_threads):
         thread.join()
     assert seen == {"a": 1, "b": 1, "b_after_a": 1}
     assert _fresh_thread_torch_threads() == two_torch_threads
-    assert torch.get_num_threads() == two_torch_threads
+    assert _torch_threads() == two_torch_threads
 
 
 def test_a_thread_that_starts_torch_during_a_worker_fit_keeps_the_default(
@@ -382,16 +395,16 @@ def test_a_thread_that_starts_torch_during_a_worker_fit_keeps_the_default(
 
     def caller():
         training.wait(30)
-        seen["during"] = torch.get_num_threads()
+        seen["during"] = _torch_threads()
         torch.ones(64, 64) @ torch.ones(64, 64)
         caller_looked.set()
         worker_done.wait(30)
-        seen["after"] = torch.get_num_threads()
+        seen["after"] = _torch_threads()
 
     def worker():
         try:
             make_dae(max_iter=1).fit(X)
-            seen["worker"] = torch.get_num_threads()
+            seen["worker"] = _torch_threads()
         finally:
             caller_looked.set()
             worker_done.set()
@@ -406,7 +419,7 @@ def test_a_thread_that_starts_torch_during_a_worker_fit_keeps_the_default(
         "after": two_torch_threads,
         "worker": two_torch_threads,
     }
-    assert torch.get_num_threads() == two_torch_threads
+    assert _torch_threads() == two_torch_threads
 
 
 def test_each_worker_gets_back_its_own_thread_count(two_torch_threads):
@@ -419,20 +432,20 @@ def test_each_worker_gets_back_its_own_thread_count(two_torch_threads):
     def a():
         torch.set_num_threads(3)
         with thread_budget():
-            seen["a inside"] = torch.get_num_threads()
+            seen["a inside"] = _torch_threads()
             a_inside.set()
             b_inside.wait(30)
-        seen["a after"] = torch.get_num_threads()
+        seen["a after"] = _torch_threads()
         a_done.set()
 
     def b():
         a_inside.wait(30)
         torch.set_num_threads(2)
         with thread_budget():
-            seen["b inside"] = torch.get_num_threads()
+            seen["b inside"] = _torch_threads()
             b_inside.set()
             a_done.wait(30)
-        seen["b after"] = torch.get_num_threads()
+        seen["b after"] = _torch_threads()
 
     threads = [threading.Thread(target=a), threading.Thread(target=b)]
     try:
@@ -443,7 +456,7 @@ def test_each_worker_gets_back_its_own_thread_count(two_torch_threads):
     finally:
         torch.set_num_threads(two_torch_threads)  # the process-wide default
     assert seen == {"a inside": 1, "b inside": 1, "a after": 3, "b after": 2}
-    assert torch.get_num_threads() == two_torch_threads
+    assert _torch_threads() == two_torch_threads
 
 
 # -- Dask ----------------------------------------------------------------------
