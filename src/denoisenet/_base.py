@@ -12,6 +12,7 @@ import math
 import numbers
 import os
 import pickle
+import queue
 import re
 import reprlib
 import threading
@@ -393,13 +394,36 @@ def _mkl_threads():
     return None if found is None else int(found.group(1))
 
 
-def _in_fresh_thread(function):
-    """``function()`` called in a thread of its own, which then ends."""
-    result = []
-    thread = threading.Thread(target=lambda: result.append(function()))
-    thread.start()
-    thread.join()
-    return result[0]
+class _DefaultKeeper:
+    """A thread that keeps torch's process-wide thread count for a while.
+
+    It reads the count as it starts (a thread's first torch call takes it
+    on), and sets it again at every :meth:`put_back`; the last call ends
+    the thread. One thread serves a whole budget: starting one costs some
+    80 us.
+    """
+
+    def __init__(self):
+        self._requests = queue.SimpleQueue()
+        self._replies = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._keep, daemon=True)
+        self._thread.start()
+        self._replies.get()
+
+    def _keep(self):
+        count = torch.get_num_threads()
+        self._replies.put(None)
+        last = False
+        while not last:
+            last = self._requests.get()
+            torch.set_num_threads(count)
+            self._replies.put(None)
+
+    def put_back(self, last=False):
+        self._requests.put(last)
+        self._replies.get()
+        if last:
+            self._thread.join()
 
 
 @contextlib.contextmanager
@@ -412,7 +436,7 @@ def _mkl_budget(threads):
     it (as does ``MKL_NUM_THREADS``). Then the limit reached torch's own
     kernels but not its products: after ``torch.set_num_threads(2)``, fits
     with one thread beside a busy process still ran their products on two
-    (3 epochs on 5,000 images: 5.2-7.0 s instead of 0.5-0.7 s). The only
+    (3 epochs on 5,000 images: 5.2-7.0 s instead of 0.4-0.6 s). The only
     public setter, ``torch.set_num_threads``, also sets the process-wide
     count that threads take on at their first parallel call; a thread of
     its own puts that count back at once, so that other threads keep it.
@@ -421,14 +445,14 @@ def _mkl_budget(threads):
     if mkl is None or mkl == threads:
         yield
         return
-    default = _in_fresh_thread(torch.get_num_threads)
-    torch.set_num_threads(threads)
-    _in_fresh_thread(lambda: torch.set_num_threads(default))
+    keeper = _DefaultKeeper()
     try:
+        torch.set_num_threads(threads)
+        keeper.put_back()
         yield
     finally:
         torch.set_num_threads(mkl)
-        _in_fresh_thread(lambda: torch.set_num_threads(default))
+        keeper.put_back(last=True)
 
 
 # A batch whose rows times its widest layer stay below this is too little
