@@ -4,19 +4,24 @@
 two data sets: 5,000 Fashion-MNIST training images (``fm5k``, 784 pixels:
 work large enough for several threads) and scikit-learn's 1,797 8x8 digits
 (``digits``, 64 pixels: small work), with ``n_threads`` set to 'auto' (the
-default), 1 and 2, in two conditions:
+default), 1 and 2, in three conditions:
 
 - ``idle``: nothing that this script starts runs beside the fit (other
   jobs on the machine may; the run queue is printed first);
 - ``busy``: one competing process (``--busy`` of them) spins a Python
-  ``while True`` loop throughout.
+  ``while True`` loop throughout;
+- ``joined``: the competing process starts while the fit runs, after 30%
+  of the time that one idle fit with 'auto' took (``--joined-epochs``
+  epochs, 20 by default, so that the fit outlasts the start): 'auto'
+  reads the load again at every epoch, a fixed count keeps its threads.
 
 Each setting runs ``--repeat`` times, interleaved (auto, 1, 2, auto, ...)
 after a warm-up fit; the table shows the best time of each, the count
 that 'auto' picked, and the largest spread (slowest / fastest) of the
-repeats of one setting, a measure of the machine's drift. Target: in both
-conditions and on both data sets, the default takes at most 1.1x the time
-of the best fixed count.
+repeats of one setting, a measure of the machine's drift. Target: in the
+idle and busy conditions and on both data sets, the default takes at most
+1.1x the time of the best fixed count (the joined condition is reported
+beside them).
 
 torch's own count (``--threads``, default torch's default) is the most
 that 'auto' uses; it is printed with the environment.
@@ -37,6 +42,7 @@ import argparse
 import functools
 import subprocess
 import sys
+import threading
 import time
 
 import _common
@@ -103,17 +109,51 @@ def fit_seconds(X, n_threads, epochs, picked):
         denoisenet._base.auto_threads = original
 
 
-def measure(datasets, args):
-    """{(data, setting): [seconds, ...]} and {data: counts 'auto' picked}."""
+def measure(datasets, args, joined=False):
+    """{(data, setting): [seconds, ...]} and {data: counts 'auto' picked}.
+
+    ``joined``: a competing process starts during every fit (see the
+    module's docstring) and is stopped after it.
+    """
     times, picked = {}, {}
+    epochs = args.joined_epochs if joined else args.epochs
     for name, X in datasets.items():
         fit_seconds(X[:500], "auto", 1, [])  # warm-up
+        delay = 0.3 * fit_seconds(X, "auto", epochs, []) if joined else None
         picked[name] = []
         for _ in range(args.repeat):
             for setting in SETTINGS:
-                seconds = fit_seconds(X, setting, args.epochs, picked[name])
+                with Joining(args.busy, delay):
+                    seconds = fit_seconds(X, setting, epochs, picked[name])
                 times.setdefault((name, setting), []).append(seconds)
     return times, picked
+
+
+class Joining:
+    """``Busy(n)`` started ``delay`` seconds into the block (None: never)."""
+
+    def __init__(self, n, delay):
+        self.busy = Busy(n)
+        self.timer = None if delay is None else threading.Timer(delay, self._start)
+        self.started = False
+
+    def _start(self):
+        self.busy.processes = [
+            subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            for _ in range(self.busy.n)
+        ]
+        self.started = True
+
+    def __enter__(self):
+        if self.timer is not None:
+            self.timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer.join()
+            self.busy.__exit__(*exc)
 
 
 def small_call_ms(datasets, calls):
@@ -160,15 +200,18 @@ def report(condition, datasets, times, picked):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--joined-epochs", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--busy", type=int, default=1)
     parser.add_argument("--n-samples", type=int, default=5000)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--calls", type=int, default=100)
     args = parser.parse_args(argv)
-    if min(args.epochs, args.repeat, args.busy, args.n_samples, args.calls) < 1:
+    counts = (args.epochs, args.joined_epochs, args.repeat, args.busy)
+    if min(*counts, args.n_samples, args.calls) < 1:
         parser.error(
-            "--epochs, --repeat, --busy, --n-samples and --calls must be positive"
+            "--epochs, --joined-epochs, --repeat, --busy, --n-samples and "
+            "--calls must be positive"
         )
 
     # torch's count only: 'auto' caps at it, and the settings 1 and 2 set
@@ -186,7 +229,7 @@ def main(argv=None):
     )
 
     rows, verdicts = [], []
-    for condition in ("idle", "busy"):
+    for condition in ("idle", "busy", "joined"):
         if condition == "busy":
             with Busy(args.busy):
                 print(
@@ -194,10 +237,11 @@ def main(argv=None):
                 )
                 times, picked = measure(datasets, args)
         else:
-            times, picked = measure(datasets, args)
+            times, picked = measure(datasets, args, joined=condition == "joined")
         condition_rows, met = report(condition, datasets, times, picked)
         rows += condition_rows
-        verdicts.append((condition, met))
+        if condition != "joined":
+            verdicts.append((condition, met))
     print()
     _common.print_table(
         [

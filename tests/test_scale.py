@@ -198,6 +198,35 @@ def test_fit_in_the_main_thread_gets_back_its_thread_count(
     assert _fresh_thread_torch_threads() == two_torch_threads
 
 
+def test_auto_threads_follow_the_load_from_epoch_to_epoch(
+    small_digits, monkeypatch, two_torch_threads
+):
+    # Another job starts beside a long fit after its second epoch and ends
+    # after its fourth: 'auto' takes one thread from the next epoch on and
+    # the second one back afterwards. A fixed count stays as it is.
+    X, _ = small_digits
+    epochs = []
+    load = {"busy": 0}
+    recording = _recording_run_epoch(epochs)
+
+    def run_epoch(*args, **kwargs):
+        loss = recording(*args, **kwargs)
+        load["busy"] = 1 if len(epochs) in (2, 3) else 0
+        return loss
+
+    monkeypatch.setattr(_training, "run_epoch", run_epoch)
+    monkeypatch.setattr(denoisenet._base, "_usable_cpus", lambda: 2)
+    monkeypatch.setattr(denoisenet._base, "BUSY_READING_SECONDS", -1.0)
+    monkeypatch.setattr(denoisenet._base, "_busy_cpus", lambda: load["busy"])
+    wide = {"hidden_layer_sizes": (1024, 8, 1024), "batch_size": 200, "tol": 0}
+    make_dae(max_iter=6, **wide).fit(X)
+    assert [threads for _, threads in epochs] == [2, 2, 1, 1, 2, 2]
+    epochs.clear()
+    make_dae(max_iter=6, n_threads=2, **wide).fit(X)
+    assert [threads for _, threads in epochs] == [2] * 6
+    assert _torch_threads() == two_torch_threads
+
+
 @pytest.mark.parametrize(
     "rows, widths, busy, expected",
     [

@@ -658,6 +658,20 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         args = self._network_args
         return auto_threads(rows, (args["n_features"], *args["hidden_layer_sizes"]))
 
+    def _epoch_budget(self, rows):
+        """Each epoch's thread budget, for batches of ``rows`` rows.
+
+        ``n_threads='auto'`` in the main thread reads the machine's load
+        again at every epoch (at most every ``BUSY_READING_SECONDS``), so
+        that a long fit that another job starts beside takes one thread from
+        its next epoch on, and takes the second one back when that job ends.
+        Any other setting keeps the count of the whole fit.
+        """
+        main = threading.current_thread() is threading.main_thread()
+        if self.n_threads != "auto" or not main:
+            return contextlib.nullcontext
+        return lambda: thread_budget(self._threads(rows))
+
     def _batch_size(self, n_samples):
         if self.batch_size == "auto":
             return auto_batch_size(
@@ -773,6 +787,7 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
                 generators,
                 device,
                 epoch_end=epoch_end,
+                epoch_budget=self._epoch_budget(batch_size),
             )
         # The last step's gradients are of no further use: the fitted model
         # holds its weights (and the optimiser's state) alone.

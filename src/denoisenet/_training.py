@@ -7,6 +7,7 @@ optimiser. Estimators describe their problem with an :class:`Objective`
 (loss, corruption, validation score) and never loop themselves.
 """
 
+import contextlib
 import copy
 import itertools
 import math
@@ -706,6 +707,7 @@ def train(
     device,
     *,
     epoch_end=None,
+    epoch_budget=contextlib.nullcontext,
 ):
     """Train ``module`` in place for up to ``schedule.max_epochs`` epochs.
 
@@ -716,8 +718,9 @@ def train(
     ``history.interrupted`` (or, when no epoch was completed, restores the
     weights and re-raises). A non-finite loss raises
     :class:`NonFiniteLossError`. ``epoch_end(module, history)``, if given,
-    runs after every epoch and stops training by returning True. Returns
-    ``history``.
+    runs after every epoch and stops training by returning True. Every
+    epoch runs inside ``epoch_budget()``, a context manager (the epoch's
+    thread count). Returns ``history``.
     """
     early_stopping = schedule.early_stopping and data.X_val is not None
     best = None
@@ -727,16 +730,17 @@ def train(
         for epoch in range(schedule.max_epochs):
             last = _snapshot(module, optimizer)
             try:
-                loss = run_epoch(
-                    module,
-                    optimizer,
-                    objective,
-                    data,
-                    schedule,
-                    generators[0],
-                    device,
-                    step,
-                )
+                with epoch_budget():
+                    loss = run_epoch(
+                        module,
+                        optimizer,
+                        objective,
+                        data,
+                        schedule,
+                        generators[0],
+                        device,
+                        step,
+                    )
             except KeyboardInterrupt:
                 _restore(module, optimizer, last)
                 if epoch == 0:
