@@ -198,6 +198,35 @@ def test_fit_in_the_main_thread_gets_back_its_thread_count(
     assert _fresh_thread_torch_threads() == two_torch_threads
 
 
+@pytest.mark.skipif(
+    denoisenet._base._mkl_threads() is None, reason="torch runs without MKL here"
+)
+def test_budget_holds_for_mkl_products_after_torch_set_num_threads(
+    two_torch_threads,
+):
+    # torch.set_num_threads (the fixture's) gives MKL a count of its own for
+    # this thread, which an OpenMP limit alone does not change.
+    with thread_budget(1):
+        assert denoisenet._base._mkl_threads() == 1
+        assert _torch_threads() == 1
+        assert _fresh_thread_torch_threads() == two_torch_threads
+    assert _torch_threads() == two_torch_threads
+    assert _fresh_thread_torch_threads() == two_torch_threads
+    # MKL_NUM_THREADS, read when the process starts, does the same.
+    code = (
+        "from denoisenet._base import _mkl_threads, thread_budget\n"
+        "with thread_budget(1):\n"
+        "    inside = _mkl_threads()\n"
+        "print(inside, _mkl_threads())\n"
+    )
+    env = {**os.environ, "MKL_NUM_THREADS": "2"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "2"]
+
+
 def test_auto_threads_follow_the_load_from_epoch_to_epoch(
     small_digits, monkeypatch, two_torch_threads
 ):
