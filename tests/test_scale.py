@@ -227,6 +227,28 @@ def test_budget_holds_for_mkl_products_after_torch_set_num_threads(
     assert done.stdout.split() == ["1", "2"]
 
 
+@pytest.mark.skipif(
+    denoisenet._base._mkl_threads() is None, reason="torch runs without MKL here"
+)
+def test_overlapping_mkl_budgets_leave_the_default_alone(two_torch_threads):
+    # Each budget sets MKL's count through torch.set_num_threads, which moves
+    # the process-wide count for a moment; budgets in two threads at once
+    # must not leave it at their own count (they did 2 runs in 3 without a
+    # lock around the moves).
+    def work():
+        for _ in range(300):
+            with thread_budget(1):
+                pass
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert _fresh_thread_torch_threads() == two_torch_threads
+    assert _torch_threads() == two_torch_threads
+
+
 def test_auto_threads_follow_the_load_from_epoch_to_epoch(
     small_digits, monkeypatch, two_torch_threads
 ):

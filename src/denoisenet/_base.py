@@ -317,6 +317,7 @@ def flush_denormals(device):
 _budget_local = threading.local()
 _budget_lock = threading.Lock()
 _budget_openmp = []  # [controller or None], found on first use
+_default_lock = threading.Lock()  # see _mkl_budget
 
 
 def _openmp_controller():
@@ -445,14 +446,20 @@ def _mkl_budget(threads):
     if mkl is None or mkl == threads:
         yield
         return
-    keeper = _DefaultKeeper()
+    # The process-wide count is wrong only while the lock is held, and a
+    # keeper reads it under the lock: two budgets that overlapped left
+    # threads started afterwards one thread (the other budget's count).
+    with _default_lock:
+        keeper = _DefaultKeeper()
     try:
-        torch.set_num_threads(threads)
-        keeper.put_back()
+        with _default_lock:
+            torch.set_num_threads(threads)
+            keeper.put_back()
         yield
     finally:
-        torch.set_num_threads(mkl)
-        keeper.put_back(last=True)
+        with _default_lock:
+            torch.set_num_threads(mkl)
+            keeper.put_back(last=True)
 
 
 # A batch whose rows times its widest layer stay below this is too little
