@@ -249,33 +249,68 @@ def test_overlapping_mkl_budgets_leave_the_default_alone(two_torch_threads):
     assert _torch_threads() == two_torch_threads
 
 
+@pytest.mark.parametrize(
+    "load, expected",
+    [
+        # Another job starts beside a long fit after its second epoch and
+        # ends after its fourth: one thread from the next epoch on, and the
+        # second one back afterwards.
+        ({2: 1, 4: 0}, [2, 2, 1, 1, 2, 2]),
+        # A fit that starts beside a busy job gets the second thread when
+        # the job ends.
+        ({0: 1, 3: 0}, [1, 1, 1, 2, 2, 2]),
+    ],
+)
 def test_auto_threads_follow_the_load_from_epoch_to_epoch(
-    small_digits, monkeypatch, two_torch_threads
+    small_digits, monkeypatch, two_torch_threads, load, expected
 ):
-    # Another job starts beside a long fit after its second epoch and ends
-    # after its fourth: 'auto' takes one thread from the next epoch on and
-    # the second one back afterwards. A fixed count stays as it is.
     X, _ = small_digits
     epochs = []
-    load = {"busy": 0}
+    busy = {"now": load.get(0, 0)}
     recording = _recording_run_epoch(epochs)
 
     def run_epoch(*args, **kwargs):
         loss = recording(*args, **kwargs)
-        load["busy"] = 1 if len(epochs) in (2, 3) else 0
+        busy["now"] = load.get(len(epochs), busy["now"])
         return loss
 
     monkeypatch.setattr(_training, "run_epoch", run_epoch)
     monkeypatch.setattr(denoisenet._base, "_usable_cpus", lambda: 2)
     monkeypatch.setattr(denoisenet._base, "BUSY_READING_SECONDS", -1.0)
-    monkeypatch.setattr(denoisenet._base, "_busy_cpus", lambda: load["busy"])
-    wide = {"hidden_layer_sizes": (1024, 8, 1024), "batch_size": 200, "tol": 0}
+    monkeypatch.setattr(denoisenet._base, "_busy_cpus", lambda: busy["now"])
+    wide = {"hidden_layer_sizes": (1024, 8, 1024), "batch_size": 50, "tol": 0}
     make_dae(max_iter=6, **wide).fit(X)
-    assert [threads for _, threads in epochs] == [2, 2, 1, 1, 2, 2]
+    assert [threads for _, threads in epochs] == expected
+    # A fixed count stays as it is.
     epochs.clear()
+    busy["now"] = load.get(0, 0)
     make_dae(max_iter=6, n_threads=2, **wide).fit(X)
     assert [threads for _, threads in epochs] == [2] * 6
     assert _torch_threads() == two_torch_threads
+    assert _fresh_thread_torch_threads() == two_torch_threads
+
+
+def test_auto_threads_follow_the_load_between_steps(
+    small_digits, monkeypatch, two_torch_threads
+):
+    # The job starts during an epoch: the next step takes one thread (the
+    # load is read at most every BUSY_READING_SECONDS; here at every step).
+    X, _ = small_digits
+    steps = []
+    original = _training.train_step
+
+    def train_step(*args, **kwargs):
+        steps.append(_torch_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(_training, "train_step", train_step)
+    monkeypatch.setattr(denoisenet._base, "_usable_cpus", lambda: 2)
+    monkeypatch.setattr(denoisenet._base, "BUSY_READING_SECONDS", -1.0)
+    monkeypatch.setattr(denoisenet._base, "_busy_cpus", lambda: int(len(steps) >= 3))
+    # 200 rows in batches of 50: four steps an epoch.
+    wide = {"hidden_layer_sizes": (1024, 8, 1024), "batch_size": 50, "tol": 0}
+    make_dae(max_iter=2, **wide).fit(X)
+    assert steps == [2, 2, 2, 1, 1, 1, 1, 1]
 
 
 @pytest.mark.parametrize(

@@ -462,6 +462,39 @@ def _mkl_budget(threads):
             keeper.put_back(last=True)
 
 
+class _FollowedThreads:
+    """A thread budget that moves to ``count()`` as the load changes.
+
+    Entered for a fit; :meth:`check`, called between steps, reads
+    ``count()`` at most every ``BUSY_READING_SECONDS`` and moves the budget
+    when the count changed.
+    """
+
+    def __init__(self, count):
+        self.count = count
+        self.held = contextlib.ExitStack()
+        self.threads = None
+        self.when = -math.inf
+
+    def __enter__(self):
+        self.check()
+        return self
+
+    def __exit__(self, *exc):
+        self.held.close()
+
+    def check(self):
+        now = time.monotonic()
+        if now - self.when <= BUSY_READING_SECONDS:
+            return
+        self.when = now
+        threads = self.count()
+        if threads != self.threads:
+            self.held.close()
+            self.held.enter_context(thread_budget(threads))
+            self.threads = threads
+
+
 # A batch whose rows times its widest layer stay below this is too little
 # work for a second torch thread, which costs more in synchronisation than
 # it gains: a few dozen rows of a narrow network. Measured again on an idle
@@ -538,7 +571,7 @@ def _usable_cpus():
         return os.cpu_count() or 1
 
 
-def auto_threads(rows, widths):
+def auto_threads(rows, widths, available=None):
     """The torch threads that ``n_threads='auto'`` gives a main-thread call.
 
     One thread for small work (``rows`` times the widest of ``widths``
@@ -546,9 +579,11 @@ def auto_threads(rows, widths):
     torch's own count (``torch.get_num_threads()``), but no more than the
     CPUs that other processes leave idle: OpenMP threads that spin-wait
     against a busy process make training many times slower than one
-    thread.
+    thread. ``available`` is torch's count to use instead of this thread's
+    count now (which a budget may hold lower).
     """
-    available = torch.get_num_threads()
+    if available is None:
+        available = torch.get_num_threads()
     if available <= 1 or rows * max(widths) < SMALL_WORK:
         return 1
     idle = _usable_cpus() - _recent_busy_cpus()
@@ -662,22 +697,30 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
             return int(self.n_threads)
         if threading.current_thread() is not threading.main_thread():
             return None
-        args = self._network_args
-        return auto_threads(rows, (args["n_features"], *args["hidden_layer_sizes"]))
+        return auto_threads(rows, self._layer_widths())
 
-    def _epoch_budget(self, rows):
-        """Each epoch's thread budget, for batches of ``rows`` rows.
+    def _layer_widths(self):
+        args = self._network_args
+        return (args["n_features"], *args["hidden_layer_sizes"])
+
+    def _auto_threads(self, rows):
+        """The thread count of a fit that follows the load, or None.
 
         ``n_threads='auto'`` in the main thread reads the machine's load
-        again at every epoch (at most every ``BUSY_READING_SECONDS``), so
-        that a long fit that another job starts beside takes one thread from
-        its next epoch on, and takes the second one back when that job ends.
-        Any other setting keeps the count of the whole fit.
+        again during the fit, between steps (at most every
+        ``BUSY_READING_SECONDS``): a long fit that another job starts beside
+        takes one thread within a quarter of a second instead of
+        spin-waiting against that job on two, and takes the second one back
+        when the job ends. Any other setting keeps the count of the whole
+        fit (None).
         """
         main = threading.current_thread() is threading.main_thread()
         if self.n_threads != "auto" or not main:
-            return contextlib.nullcontext
-        return lambda: thread_budget(self._threads(rows))
+            return None
+        # torch's count outside the fit's budgets, which hold it lower.
+        available = torch.get_num_threads()
+        widths = self._layer_widths()
+        return _FollowedThreads(lambda: auto_threads(rows, widths, available))
 
     def _batch_size(self, n_samples):
         if self.batch_size == "auto":
@@ -779,6 +822,7 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
             torch_generator(shuffle_seed),
             torch_generator(noise_seed, device),
         )
+        threads = self._auto_threads(batch_size)
         with (
             exact_kernels(device),
             thread_budget(self._threads(batch_size)),
@@ -794,7 +838,7 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
                 generators,
                 device,
                 epoch_end=epoch_end,
-                epoch_budget=self._epoch_budget(batch_size),
+                threads=threads,
             )
         # The last step's gradients are of no further use: the fitted model
         # holds its weights (and the optimiser's state) alone.

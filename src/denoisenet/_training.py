@@ -582,6 +582,17 @@ def _adjacency(edges, n):
     return adjacency
 
 
+class _Checked:
+    """``step`` with ``check()`` called before every step."""
+
+    def __init__(self, step, check):
+        self.step, self.check = step, check
+
+    def __call__(self, batch):
+        self.check()
+        return self.step(batch)
+
+
 def run_epoch(module, optimizer, objective, data, schedule, shuffle, device, step):
     """One pass over the training rows; returns the mean loss per row.
 
@@ -707,7 +718,7 @@ def train(
     device,
     *,
     epoch_end=None,
-    epoch_budget=contextlib.nullcontext,
+    threads=None,
 ):
     """Train ``module`` in place for up to ``schedule.max_epochs`` epochs.
 
@@ -718,29 +729,35 @@ def train(
     ``history.interrupted`` (or, when no epoch was completed, restores the
     weights and re-raises). A non-finite loss raises
     :class:`NonFiniteLossError`. ``epoch_end(module, history)``, if given,
-    runs after every epoch and stops training by returning True. Every
-    epoch runs inside ``epoch_budget()``, a context manager (the epoch's
-    thread count). Returns ``history``.
+    runs after every epoch and stops training by returning True.
+    ``threads``, if given, is a context manager entered for the whole loop
+    whose ``check()`` runs before every epoch and every step (a thread
+    count that follows the machine's load). Returns ``history``.
     """
     early_stopping = schedule.early_stopping and data.X_val is not None
     best = None
     step = _Stepper.for_fit(module, optimizer, objective, generators[1], device)
     progress = _Progress(schedule.max_epochs, schedule.verbose)
+    held = contextlib.ExitStack()
     try:
+        if threads is not None:
+            held.enter_context(threads)
+            step = _Checked(step, threads.check)
         for epoch in range(schedule.max_epochs):
             last = _snapshot(module, optimizer)
             try:
-                with epoch_budget():
-                    loss = run_epoch(
-                        module,
-                        optimizer,
-                        objective,
-                        data,
-                        schedule,
-                        generators[0],
-                        device,
-                        step,
-                    )
+                if threads is not None:
+                    threads.check()
+                loss = run_epoch(
+                    module,
+                    optimizer,
+                    objective,
+                    data,
+                    schedule,
+                    generators[0],
+                    device,
+                    step,
+                )
             except KeyboardInterrupt:
                 _restore(module, optimizer, last)
                 if epoch == 0:
@@ -770,6 +787,7 @@ def train(
                     stacklevel=5,
                 )
     finally:
+        held.close()
         progress.close()
     if best is not None:
         module.load_state_dict(best)
