@@ -1233,9 +1233,9 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
                 n = batch.shape[0]
                 target = out_tensor[start : start + n] if direct and n == step else None
                 if n < step:
-                    batch = torch.cat(
-                        [batch, batch.new_zeros(step - n, batch.shape[1])]
-                    )
+                    padded = batch.new_zeros(step, batch.shape[1])
+                    padded[:n] = batch
+                    batch = padded
                 result = forward(module, batch.to(device), target)
                 if n < step:
                     result = result[:n]

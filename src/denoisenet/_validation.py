@@ -126,13 +126,14 @@ def check_params(estimator, domains):
     Parameters
     ----------
     estimator : BaseEstimator
-        Its ``get_params(deep=False)`` supplies the values.
+        Its attributes of the parameters' names supply the values, as they
+        do ``get_params`` (without its signature inspection, which cost a
+        predict call 0.1-0.2 ms).
     domains : dict of str to Domain
         Parameters missing from ``domains`` are not checked here.
     """
-    params = estimator.get_params(deep=False)
     for name, domain in domains.items():
-        value = params[name]
+        value = getattr(estimator, name)
         if not domain.accepts(value):
             raise ValueError(
                 f"The {name!r} parameter of {type(estimator).__name__} must be "
