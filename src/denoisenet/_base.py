@@ -437,7 +437,8 @@ def _mkl_budget(threads):
     it (as does ``MKL_NUM_THREADS``). Then the limit reached torch's own
     kernels but not its products: after ``torch.set_num_threads(2)``, fits
     with one thread beside a busy process still ran their products on two
-    (3 epochs on 5,000 images: 5.2-7.0 s instead of 0.4-0.6 s). The only
+    (3 epochs on 5,000 images: 6.9 s instead of 0.43-0.46 s in
+    ``benchmarks/bench_threads.py``). The only
     public setter, ``torch.set_num_threads``, also sets the process-wide
     count that threads take on at their first parallel call; a thread of
     its own puts that count back at once, so that other threads keep it.
@@ -465,16 +466,15 @@ def _mkl_budget(threads):
 class _FollowedThreads:
     """A thread budget that moves to ``count()`` as the load changes.
 
-    Entered for a fit; :meth:`check`, called between steps, reads
-    ``count()`` at most every ``BUSY_READING_SECONDS`` and moves the budget
-    when the count changed.
+    Entered for a fit; :meth:`check`, called between steps, moves the
+    budget when ``count()`` changed. ``count()`` costs about a microsecond:
+    it reuses the machine's load for ``BUSY_READING_SECONDS``.
     """
 
     def __init__(self, count):
         self.count = count
         self.held = contextlib.ExitStack()
         self.threads = None
-        self.when = -math.inf
 
     def __enter__(self):
         self.check()
@@ -484,10 +484,6 @@ class _FollowedThreads:
         self.held.close()
 
     def check(self):
-        now = time.monotonic()
-        if now - self.when <= BUSY_READING_SECONDS:
-            return
-        self.when = now
         threads = self.count()
         if threads != self.threads:
             self.held.close()
@@ -822,12 +818,15 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
             torch_generator(shuffle_seed),
             torch_generator(noise_seed, device),
         )
+        # 'auto' in the main thread follows the load from step to step;
+        # any other setting holds one count for the whole fit.
         threads = self._auto_threads(batch_size)
-        with (
-            exact_kernels(device),
-            thread_budget(self._threads(batch_size)),
-            flush_denormals(device),
-        ):
+        whole_fit = (
+            thread_budget(self._threads(batch_size))
+            if threads is None
+            else contextlib.nullcontext()
+        )
+        with exact_kernels(device), whole_fit, flush_denormals(device):
             _training.train(
                 module,
                 optimizer,
