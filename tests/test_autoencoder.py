@@ -404,6 +404,56 @@ def test_keyboard_interrupt_in_the_first_epoch_of_a_warm_refit_keeps_the_fit(
     assert helpers.state_dicts_equal(dae.module_, module_before)
 
 
+def _interrupt_call(monkeypatch, name, n):
+    """Make the n-th call of ``denoisenet._training.<name>`` raise Ctrl-C."""
+    import denoisenet._training
+
+    original = getattr(denoisenet._training, name)
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(denoisenet._training, name, interrupted)
+
+
+@pytest.mark.parametrize(
+    "where, call, kept, early_stopping",
+    [
+        # epoch 2's validation pass: epoch 2 is not complete, epoch 1 stays
+        ("_validate", 2, 1, True),
+        # the snapshot that starts epoch 3: epochs 1 and 2 stay
+        ("_snapshot", 3, 2, False),
+        # after epoch 2 was recorded (the schedule's stall check)
+        ("_stalled", 2, 2, False),
+    ],
+)
+def test_keyboard_interrupt_between_batches_keeps_the_completed_epochs(
+    small_digits, helpers, monkeypatch, where, call, kept, early_stopping
+):
+    # Ctrl-C outside the batches (validation, the per-epoch snapshot,
+    # callbacks, the schedule) once an epoch is complete keeps that epoch,
+    # as Ctrl-C inside the batches does, instead of losing the whole fit.
+    X, _ = small_digits
+    _interrupt_call(monkeypatch, where, call)
+    dae = make_dae(max_iter=10, early_stopping=early_stopping)
+    with pytest.warns(UserWarning, match=f"after {kept} epoch") as record:
+        dae.fit(X)
+    interrupted = [w for w in record if "interrupted" in str(w.message)]
+    assert [w.filename for w in interrupted] == [__file__]
+    assert dae.interrupted_ is True
+    assert dae.n_iter_ == kept
+    monkeypatch.undo()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reference = make_dae(max_iter=kept, early_stopping=early_stopping).fit(X)
+    assert helpers.state_dicts_equal(dae.module_, reference.module_)
+    assert dae.loss_curve_ == reference.loss_curve_
+
+
 # -- stopping ------------------------------------------------------------------
 
 

@@ -744,8 +744,14 @@ def train(
             held.enter_context(threads)
             step = _Checked(step, threads.check)
         for epoch in range(schedule.max_epochs):
-            last = _snapshot(module, optimizer)
+            # An epoch is complete once its loss (and validation score) is
+            # recorded. Ctrl-C before that (in the snapshot, the batches or
+            # the validation pass) puts the weights back as they were after
+            # the previous epoch; after it (progress, callbacks, the
+            # schedule), the epoch is kept as it is.
+            last = None
             try:
+                last = _snapshot(module, optimizer)
                 if threads is not None:
                     threads.check()
                 loss = run_epoch(
@@ -758,25 +764,32 @@ def train(
                     device,
                     step,
                 )
+                if not math.isfinite(loss):
+                    raise NonFiniteLossError(
+                        f"The training loss became {loss} in epoch "
+                        f"{history.n_iter + 1}. Try a smaller learning_rate_init, "
+                        "or check the data for extreme values."
+                    )
+                score = _validate(module, objective, data) if early_stopping else None
             except KeyboardInterrupt:
-                _restore(module, optimizer, last)
+                if last is not None:
+                    _restore(module, optimizer, last)
                 if epoch == 0:
                     raise
                 _keep_interrupted(epoch, history)
                 break
-            if not math.isfinite(loss):
-                raise NonFiniteLossError(
-                    f"The training loss became {loss} in epoch {history.n_iter + 1}. "
-                    "Try a smaller learning_rate_init, or check the data for "
-                    "extreme values."
-                )
-            score = _validate(module, objective, data) if early_stopping else None
-            if _record(history, loss, score, schedule.tol) and early_stopping:
-                best = copy.deepcopy(module.state_dict())
-            progress.update(history)
-            if epoch_end is not None and epoch_end(module, history):
-                break
-            if _stalled(history, schedule) and not _decay(optimizer, history, schedule):
+            try:
+                if _record(history, loss, score, schedule.tol) and early_stopping:
+                    best = copy.deepcopy(module.state_dict())
+                progress.update(history)
+                if epoch_end is not None and epoch_end(module, history):
+                    break
+                if _stalled(history, schedule) and not _decay(
+                    optimizer, history, schedule
+                ):
+                    break
+            except KeyboardInterrupt:
+                _keep_interrupted(epoch + 1, history)
                 break
         else:
             if schedule.warn_on_max_iter:
