@@ -23,8 +23,10 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 from sklearn.neural_network import MLPClassifier
+from sklearn.utils.class_weight import compute_class_weight
 
 import denoisenet._training
+import denoisenet.bottleneck
 from denoisenet import BottleneckClassifier
 from denoisenet._training import NonFiniteLossError
 
@@ -1163,10 +1165,44 @@ def test_invalid_class_weight_is_an_error(data, helpers, class_weight, message):
     assert helpers.fitted_attributes(clf) == []
 
 
-def test_balanced_class_weight_is_refused_by_partial_fit(data):
+def test_balanced_class_weight_is_refused_by_partial_fit(data, helpers):
     X, y = data
     with pytest.raises(ValueError, match="compute_class_weight"):
         make_clf(class_weight="balanced").partial_fit(X, y, classes=np.unique(y))
+    # Also on a later call, which takes no classes=, and after fit; the
+    # refused call leaves the model as it was.
+    clf = make_clf(class_weight="balanced", max_iter=2).fit(X, y)
+    before = copy.deepcopy(clf.module_)
+    with pytest.raises(ValueError, match="compute_class_weight"):
+        clf.partial_fit(X, y)
+    assert clf.n_iter_ == 2
+    assert helpers.state_dicts_equal(clf.module_, before)
+
+
+def test_balanced_class_weight_in_a_warm_refit_weighs_the_classes_it_has(data):
+    X, y = data
+    clf = make_clf(class_weight="balanced", max_iter=2).fit(X, y)
+    some = np.isin(y, np.unique(y)[:2])
+    # y of the refit holds two of the classes: scikit-learn's
+    # compute_class_weight refused the others ("classes should have valid
+    # labels that are in y"); their weight does not matter, having no rows.
+    weighted = []
+    original = denoisenet.bottleneck.BottleneckClassifier._apply_class_weight
+
+    def record(self, *args):
+        weighted.append(original(self, *args))
+        return weighted[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            denoisenet.bottleneck.BottleneckClassifier, "_apply_class_weight", record
+        )
+        clf.set_params(warm_start=True).fit(X[some], y[some])
+    balanced = compute_class_weight(
+        "balanced", classes=np.unique(y[some]), y=y[some]
+    ).astype(np.float32)
+    expected = balanced[np.searchsorted(np.unique(y[some]), y[some])]
+    np.testing.assert_array_equal(weighted[0].numpy(), expected)
 
 
 # -- a fitted model is never lost ----------------------------------------------

@@ -133,9 +133,12 @@ def _fit_in_worker(X, seed, patch):
 
 
 @pytest.fixture
-def two_torch_threads():
+def two_torch_threads(monkeypatch):
     """torch set to two threads in the main thread for the test's duration
-    (conftest sets one), so that a worker's single thread is told apart."""
+    (conftest sets one), so that a worker's single thread is told apart;
+    an ``n_threads`` of 2 holds even where the process has one CPU."""
+    usable = denoisenet._base._usable_cpus
+    monkeypatch.setattr(denoisenet._base, "_usable_cpus", lambda: max(2, usable()))
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     yield 2
@@ -437,6 +440,26 @@ def test_n_threads_inference_and_worker_threads(
         dae.set_params(n_threads=0).transform(X)
     with pytest.raises(ValueError, match="'n_threads' parameter"):
         make_dae(n_threads="many").fit(X)
+
+
+def test_n_threads_beyond_the_cpus_is_cut_to_them(
+    small_digits, monkeypatch, two_torch_threads
+):
+    # A million threads crashed the process (OpenMP could not start them).
+    X, _ = small_digits
+    monkeypatch.setattr(denoisenet._base, "_usable_cpus", lambda: 2)
+    epochs = []
+    monkeypatch.setattr(_training, "run_epoch", _recording_run_epoch(epochs))
+    dae = make_dae(n_threads=10**6, max_iter=2).fit(X)
+    seen = []
+    dae.module_.encoder.register_forward_pre_hook(
+        lambda module, args: seen.append(_torch_threads())
+    )
+    dae.transform(X[:5])
+    assert [threads for _, threads in epochs] == [2, 2]
+    assert seen == [2]
+    assert dae.get_params()["n_threads"] == 10**6
+    assert _torch_threads() == two_torch_threads
 
 
 def test_loky_workers_fit_with_their_share_of_the_cores(small_digits):

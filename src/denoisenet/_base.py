@@ -650,7 +650,7 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
     """What the auto-encoder and the classifier share.
 
     Subclasses set ``_network`` (a class of :mod:`denoisenet._networks`) and
-    implement ``_prepare(X, y, sample_weight, classes, reuse)``,
+    implement ``_prepare(X, y, sample_weight, classes, reuse, incremental)``,
     ``_network_kwargs()`` and ``_objective(seed, n_samples)`` (``n_samples``:
     the samples of a call to ``fit``, None in ``partial_fit``); everything
     else (checks, scaling, devices, seeds, the call of the training loop,
@@ -690,7 +690,10 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         :func:`auto_threads`.
         """
         if self.n_threads != "auto":
-            return int(self.n_threads)
+            # More threads than CPUs only spin against each other, and an
+            # absurd count (a million) crashed the process as OpenMP tried
+            # to start them.
+            return min(int(self.n_threads), _usable_cpus())
         if threading.current_thread() is not threading.main_thread():
             return None
         return auto_threads(rows, self._layer_widths())
@@ -791,7 +794,9 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         self._check_params()
         device = resolve_device(self.device)
         reuse = (incremental or self.warm_start) and hasattr(self, "module_")
-        X, targets, weights = self._prepare(X, y, sample_weight, classes, reuse)
+        X, targets, weights = self._prepare(
+            X, y, sample_weight, classes, reuse, incremental
+        )
         if not reuse:
             self.data_min_, self.data_range_ = self._learn_range(X)
             self._network_args = self._network_kwargs()

@@ -149,7 +149,8 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         torch threads that training and inference use on the CPU. 'auto'
         picks them when a call starts, from the size of the work (one
         thread for tiny batches) and the CPUs that other work leaves idle;
-        in a worker thread it is one. An int uses that many threads. See
+        in a worker thread it is one. An int uses that many threads, at most
+        one per CPU that the process may run on. See
         :ref:`scaling` for the rule and why.
 
     Attributes
@@ -264,7 +265,7 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         super()._check_params()
         check_noise_parameter(self.noise)
 
-    def _prepare(self, X, y, sample_weight, classes, reuse):
+    def _prepare(self, X, y, sample_weight, classes, reuse, incremental):
         X = validate_data(self, X, reset=not reuse, dtype=INPUT_DTYPES)
         return X, None, None
 

@@ -416,7 +416,8 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         torch threads that training and inference use on the CPU. 'auto'
         picks them when a call starts, from the size of the work (one
         thread for tiny batches) and the CPUs that other work leaves idle;
-        in a worker thread it is one. An int uses that many threads. See
+        in a worker thread it is one. An int uses that many threads, at most
+        one per CPU that the process may run on. See
         :ref:`scaling` for the rule and why.
 
     Attributes
@@ -562,7 +563,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
             return AUTO_NOISE_STD
         return None
 
-    def _prepare(self, X, y, sample_weight, classes, reuse):
+    def _prepare(self, X, y, sample_weight, classes, reuse, incremental):
         X, y = validate_data(self, X, y, reset=not reuse, dtype=INPUT_DTYPES)
         check_classification_targets(y)
         if self.batch_norm and self.batch_size == 1:
@@ -586,25 +587,35 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
             )
         targets = np.searchsorted(self.classes_, y).astype(np.int64)
         weights = self._sample_weight(sample_weight, y)
-        weights = self._apply_class_weight(weights, targets, classes)
+        weights = self._apply_class_weight(weights, targets, incremental)
         return X, torch.from_numpy(targets), weights
 
-    def _apply_class_weight(self, weights, targets, classes):
+    def _apply_class_weight(self, weights, targets, incremental):
         """Sample weights times the weights of the samples' classes."""
         if self.class_weight is None:
             return weights
-        if self.class_weight == "balanced" and classes is not None:
-            # As SGDClassifier: the balance of one partial_fit batch is not the
-            # balance of the data.
-            raise ValueError(
-                "class_weight='balanced' is not supported with partial_fit: the "
-                "class frequencies of one batch are not those of the data. Pass "
-                "class_weight=compute_class_weight('balanced', classes=classes, "
-                "y=y) as a dict instead."
+        if isinstance(self.class_weight, str):  # 'balanced'
+            if incremental:
+                # As SGDClassifier: the balance of one partial_fit batch is
+                # not the balance of the data (with or without classes=).
+                raise ValueError(
+                    "class_weight='balanced' is not supported with partial_fit: "
+                    "the class frequencies of one batch are not those of the "
+                    "data. Pass class_weight=compute_class_weight('balanced', "
+                    "classes=classes, y=y) as a dict instead."
+                )
+            # The balance of the classes that this fit's y holds: a warm-start
+            # refit on some of the classes of classes_ weighs those (the
+            # others have no rows to weigh).
+            present = np.unique(targets)
+            per_class = np.zeros(len(self.classes_), dtype=np.float32)
+            per_class[present] = compute_class_weight(
+                "balanced", classes=present, y=targets
             )
-        per_class = compute_class_weight(
-            self.class_weight, classes=self.classes_, y=self.classes_[targets]
-        ).astype(np.float32)
+        else:
+            per_class = compute_class_weight(
+                self.class_weight, classes=self.classes_, y=self.classes_[targets]
+            ).astype(np.float32)
         by_row = torch.from_numpy(per_class[targets])
         weights = by_row if weights is None else weights * by_row
         if len(np.unique(targets[(weights > 0).numpy()])) < 2:
