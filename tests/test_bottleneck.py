@@ -809,6 +809,54 @@ def test_invalid_sample_weight_is_an_error(data, helpers, weights, message):
     assert helpers.fitted_attributes(clf) == []
 
 
+def test_weights_of_any_scale_train_the_same_network(data, helpers):
+    # The loss is a weighted mean: 1e37 overflowed its float32 sum (a NaN
+    # loss, blamed on the learning rate); now weights are scaled by a power
+    # of two first, which changes no bit for ordinary weights.
+    X, y = data
+    weights = np.linspace(0.5, 3.0, len(y))
+    params = {"max_iter": 2, "alpha": 0.0}
+    base = make_clf(**params).fit(X, y, sample_weight=weights)
+    for scale in (2.0**100, 2.0**-100):
+        scaled = make_clf(**params).fit(X, y, sample_weight=weights * scale)
+        assert helpers.state_dicts_equal(base.module_, scaled.module_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        huge = make_clf(**params).fit(X, y, sample_weight=np.full(len(y), 1e37))
+        assert np.isfinite(huge.loss_curve_).all()
+        heavy = make_clf(class_weight={y[0]: 1e39}, **params).fit(X, y)
+        assert np.isfinite(heavy.loss_curve_).all()
+    with pytest.raises(ValueError, match="times class_weight is infinite"):
+        make_clf(class_weight={y[0]: 1e300}).fit(
+            X, y, sample_weight=np.full(len(y), 1e300)
+        )
+
+
+def test_a_column_of_sample_weights_is_an_error(data):
+    # A (n, 1) column was taken with a DataConversionWarning that named y.
+    X, y = data
+    with pytest.raises(ValueError, match=r"sample_weight.shape == \(150, 1\)"):
+        make_clf().fit(X, y, sample_weight=np.ones((len(y), 1)))
+
+
+def test_early_stopping_that_leaves_too_few_weighted_rows_says_so(data, helpers):
+    # fit checks 2 classes of positive weight before early stopping holds
+    # out its share; the rows left to train on were not checked (a torch
+    # error from batch normalisation, or a fit on one class).
+    X, y = data
+    weights = np.zeros(len(y))
+    weights[[np.flatnonzero(y == c)[0] for c in np.unique(y)[:2]]] = 1.0
+    for neighbor_weight in (0.0, 0.3):
+        clf = make_clf(
+            early_stopping=True,
+            validation_fraction=0.5,
+            neighbor_weight=neighbor_weight,
+        )
+        with pytest.raises(ValueError, match=r"positive sample_weight of [01] class"):
+            clf.fit(X, y, sample_weight=weights)
+        assert helpers.fitted_attributes(clf) == []
+
+
 def test_weights_leaving_one_class_are_an_error(data):
     X, y = data
     with pytest.raises(ValueError, match="2 classes"):
@@ -1179,30 +1227,21 @@ def test_balanced_class_weight_is_refused_by_partial_fit(data, helpers):
     assert helpers.state_dicts_equal(clf.module_, before)
 
 
-def test_balanced_class_weight_in_a_warm_refit_weighs_the_classes_it_has(data):
+def test_balanced_class_weight_in_a_warm_refit_weighs_the_classes_it_has(data, helpers):
     X, y = data
-    clf = make_clf(class_weight="balanced", max_iter=2).fit(X, y)
     some = np.isin(y, np.unique(y)[:2])
+    X_some, y_some = X[some], y[some]
     # y of the refit holds two of the classes: scikit-learn's
     # compute_class_weight refused the others ("classes should have valid
     # labels that are in y"); their weight does not matter, having no rows.
-    weighted = []
-    original = denoisenet.bottleneck.BottleneckClassifier._apply_class_weight
-
-    def record(self, *args):
-        weighted.append(original(self, *args))
-        return weighted[-1]
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(
-            denoisenet.bottleneck.BottleneckClassifier, "_apply_class_weight", record
-        )
-        clf.set_params(warm_start=True).fit(X[some], y[some])
-    balanced = compute_class_weight(
-        "balanced", classes=np.unique(y[some]), y=y[some]
-    ).astype(np.float32)
-    expected = balanced[np.searchsorted(np.unique(y[some]), y[some])]
-    np.testing.assert_array_equal(weighted[0].numpy(), expected)
+    balanced = make_clf(class_weight="balanced", max_iter=2).fit(X, y)
+    balanced.set_params(warm_start=True).fit(X_some, y_some)
+    weights = compute_class_weight("balanced", classes=np.unique(y_some), y=y_some)
+    by_row = weights[np.searchsorted(np.unique(y_some), y_some)]
+    weighted = make_clf(class_weight="balanced", max_iter=2).fit(X, y)
+    weighted.set_params(warm_start=True, class_weight=None)
+    weighted.fit(X_some, y_some, sample_weight=by_row)
+    assert helpers.state_dicts_equal(balanced.module_, weighted.module_)
 
 
 # -- a fitted model is never lost ----------------------------------------------

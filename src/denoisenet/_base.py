@@ -603,6 +603,33 @@ def _recent_busy_cpus():
     return busy
 
 
+def _float32_weights(weights, targets):
+    """float64 sample ``weights`` as float32 training weights, and their scale.
+
+    The losses are weighted means, which weights scaled all alike leave as
+    they are; scaled by the power of two that brings the largest into
+    [1, 2), which changes no bit of a weighted mean, weights of any size
+    (1e300, 1e-300) are finite and non-zero in float32, where the loss is
+    summed (weights of 1e37 overflowed that sum, and the loss became NaN).
+    Returns ``(tensor, scale)``: the float32 weights are the weights times
+    ``scale`` (the L2 penalty, which counts the weight of the rows as
+    scikit-learn's MLP does, divides it out). ``(None, 1.0)`` for None.
+    """
+    if weights is None:
+        return None, 1.0
+    _, exponent = np.frexp(weights.max())
+    scaled = np.ldexp(weights, 1 - exponent).astype(np.float32)
+    if targets is not None:
+        labels = targets.cpu().numpy()
+        if len(np.unique(labels[scaled > 0])) < 2:
+            raise ValueError(
+                "sample_weight (times class_weight) leaves fewer than 2 classes "
+                "with a weight that float32, which training uses, can hold: "
+                "weights below 1e-45 times the largest are zero there."
+            )
+    return torch.from_numpy(scaled), math.ldexp(1.0, 1 - int(exponent))
+
+
 def _without_unweighted_rows(data):
     """Leave rows of sample weight 0 out of training.
 
@@ -1045,7 +1072,7 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         rows = self._batch_size(len(data.indices))
         if data.weights is None:
             return rows
-        mean = float(data.weights[data.indices].mean())
+        mean = float(data.weights[data.indices].mean()) / data.weight_scale
         return rows * mean if mean > 0 else rows
 
     def _training_data(self, X, targets, weights, early_stopping, seed, device):
@@ -1064,8 +1091,11 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
             X_t = X_t.to(device)
             targets = None if targets is None else targets.to(device)
             weights = None if weights is None else weights.to(device)
+        weights, weight_scale = _float32_weights(weights, targets)
         indices = torch.arange(n, device="cpu")
-        data = _training.TrainingData(X_t, indices, targets, weights, scale=scale)
+        data = _training.TrainingData(
+            X_t, indices, targets, weights, weight_scale, scale=scale
+        )
         if not early_stopping:
             return _without_unweighted_rows(data)
         stratify = targets.cpu().numpy() if self._stratify else None
@@ -1075,7 +1105,51 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
             torch.from_numpy(val_rows).to(X_t.device), X_t.device
         )
         data.targets_val = None if targets is None else targets[val_rows]
-        return _without_unweighted_rows(data)
+        data = _without_unweighted_rows(data)
+        if weights is not None:
+            self._check_weighted_training_rows(data, n)
+        return data
+
+    def _check_weighted_training_rows(self, data, n):
+        """Raise ValueError when the split leaves too little to train on.
+
+        ``fit`` checks the samples of positive weight (2 classes, say)
+        before early stopping holds some of them out; the rows left for
+        training must still have enough of them: at least one batch's worth
+        (two rows with batch normalisation) and, for a classifier, two
+        classes.
+        """
+        positive = data.weights[data.indices].cpu() > 0
+        rows = int(positive.sum())
+        enough = rows >= self._min_batch_rows()
+        found = ""
+        if data.targets is not None:
+            labels = data.targets[data.indices].cpu()[positive]
+            n_classes = len(torch.unique(labels))
+            enough = enough and n_classes >= 2
+            found = f" of {n_classes} class{'' if n_classes == 1 else 'es'}"
+        if not enough:
+            raise ValueError(
+                f"{self._held_out(n)[2]}, which leaves {rows} sample"
+                f"{'' if rows == 1 else 's'} of positive sample_weight{found} to "
+                "train on. Use a smaller validation_fraction, more samples of "
+                "positive weight, or early_stopping=False."
+            )
+
+    def _held_out(self, n):
+        """Early stopping's setting in words, the samples it holds out of
+        ``n``, and a sentence that says so."""
+        fraction = self.validation_fraction
+        # train_test_split's rounding of a float test_size.
+        n_val = math.ceil(fraction * n)
+        setting = f"early_stopping={self.early_stopping!r}"
+        if isinstance(self.early_stopping, str):
+            setting += f" (on above {EARLY_STOPPING_MIN_SAMPLES:,} samples)"
+        held_out = (
+            f"{setting} holds out {n_val} of the {n} samples for "
+            f"validation (validation_fraction={fraction!r})"
+        )
+        return setting, n_val, held_out
 
     def _validation_split(self, n, stratify, seed):
         """Training and validation rows for early stopping.
@@ -1085,16 +1159,8 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         its own (``test_size``, ``train_size``).
         """
         fraction = self.validation_fraction
-        # train_test_split's rounding of a float test_size.
-        n_val = math.ceil(fraction * n)
+        setting, n_val, held_out = self._held_out(n)
         n_train = n - n_val
-        setting = f"early_stopping={self.early_stopping!r}"
-        if isinstance(self.early_stopping, str):
-            setting += f" (on above {EARLY_STOPPING_MIN_SAMPLES:,} samples)"
-        held_out = (
-            f"{setting} holds out {n_val} of the {n} samples for "
-            f"validation (validation_fraction={fraction!r})"
-        )
         if n_train < 1:
             raise ValueError(
                 f"{held_out}, which leaves none to train on. Use a smaller "

@@ -70,6 +70,9 @@ class TrainingData:
     indices: torch.Tensor
     targets: torch.Tensor | None = None
     weights: torch.Tensor | None = None
+    # ``weights`` are the sample weights times this power of two (see
+    # _base._float32_weights).
+    weight_scale: float = 1.0
     X_val: torch.Tensor | None = None
     targets_val: torch.Tensor | None = None
     scale: Callable | None = None

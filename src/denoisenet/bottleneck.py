@@ -9,7 +9,6 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     check_is_fitted,
-    column_or_1d,
     validate_data,
 )
 
@@ -608,17 +607,23 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
             # refit on some of the classes of classes_ weighs those (the
             # others have no rows to weigh).
             present = np.unique(targets)
-            per_class = np.zeros(len(self.classes_), dtype=np.float32)
+            per_class = np.zeros(len(self.classes_))
             per_class[present] = compute_class_weight(
                 "balanced", classes=present, y=targets
             )
         else:
             per_class = compute_class_weight(
                 self.class_weight, classes=self.classes_, y=self.classes_[targets]
-            ).astype(np.float32)
-        by_row = torch.from_numpy(per_class[targets])
-        weights = by_row if weights is None else weights * by_row
-        if len(np.unique(targets[(weights > 0).numpy()])) < 2:
+            )
+        by_row = per_class[targets]
+        with np.errstate(over="ignore"):
+            weights = by_row if weights is None else weights * by_row
+        if not np.all(np.isfinite(weights)):
+            raise ValueError(
+                "sample_weight times class_weight is infinite for some samples "
+                "(beyond float64's 1.8e+308); rescale the weights."
+            )
+        if len(np.unique(targets[weights > 0])) < 2:
             raise ValueError(
                 "class_weight and sample_weight leave fewer than 2 classes with "
                 "positive weight; BottleneckClassifier needs at least 2 classes."
@@ -657,33 +662,23 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         if weights.ndim == 0:
             # One number weighs every sample alike, as in scikit-learn.
             weights = np.full(y.shape, weights)
-        elif weights.ndim == 2 and weights.shape[1] == 1:
-            weights = column_or_1d(weights, warn=True)
         if weights.shape != y.shape:
             raise ValueError(
                 f"sample_weight.shape == {weights.shape}, expected {y.shape}."
             )
         if not np.all(np.isfinite(weights)) or np.any(weights < 0):
             raise ValueError("sample_weight must be finite and non-negative.")
-        # The loss is weighted in float32, where larger weights are infinite
-        # (and a NaN loss follows) and weights below about 1e-45 are zero.
-        if np.any(weights > np.finfo(np.float32).max):
-            raise ValueError(
-                "sample_weight must be at most 3.4e+38, float32's largest value; "
-                "rescale the weights."
-            )
-        weights = weights.astype(np.float32)
         if not np.any(weights > 0):
             raise ValueError(
-                "sample_weight is zero for every sample (in float32, which training "
-                "uses); give at least two classes some positive weight."
+                "sample_weight is zero for every sample; give at least two "
+                "classes some positive weight."
             )
         if len(np.unique(y[weights > 0])) < 2:
             raise ValueError(
                 "sample_weight leaves fewer than 2 classes with positive weight; "
                 "BottleneckClassifier needs at least 2 classes."
             )
-        return torch.from_numpy(weights)
+        return weights
 
     def _network_kwargs(self):
         return {
