@@ -1,6 +1,7 @@
 """The ``denoisenet`` command: the study's files, their agreement, its errors."""
 
 import base64
+import copy
 import json
 import os
 import re
@@ -270,6 +271,23 @@ def test_reports_show_the_numbers_of_results_json(study):
     total = f"{results['total_time_s']:.2f} s"
     assert total in md
     assert total in (study["out"] / "report.html").read_text(encoding="utf-8")
+
+
+def test_reports_take_a_data_folder_whose_name_is_not_utf8(study):
+    # A folder named in bytes that are not UTF-8 reaches the report's
+    # sources sentence as surrogates, which failed the whole run at its end.
+    from denoisenet.study.report import report_files
+
+    results = copy.deepcopy(study["results"])
+    folder = os.fsdecode(b"/data/dh_\xff")
+    results["data"]["sources"] = {"train": folder, "test": folder}
+    images = {
+        name: (study["out"] / name).read_bytes() for name in results["figures"].values()
+    }
+    files = report_files(results, images)
+    assert "dh_\\udcff" in files["report.md"].decode("utf-8")
+    assert "dh_\\udcff" in files["report.html"].decode("utf-8")
+    assert json.loads(files["results.json"])["data"]["sources"]["train"] == folder
 
 
 def test_reports_show_no_number_that_results_json_lacks(study):

@@ -131,6 +131,68 @@ def test_a_symlink_at_a_temporary_name_is_never_followed(tmp_path, monkeypatch):
     assert not (out / "report.md").exists()
 
 
+# -- files that appear during the run ---------------------------------------------
+
+
+@pytest.mark.parametrize("hard_links", [True, False])
+def test_a_file_that_appears_during_the_run_is_never_replaced(
+    tmp_path, monkeypatch, hard_links
+):
+    # The folder is checked when the run starts; another run into the same
+    # folder (or the user) may write there before this one ends.
+    if not hard_links:  # a file system without them (FAT, some shares)
+
+        def link(*args, **kwargs):
+            raise OSError(errno.EPERM, os.strerror(errno.EPERM))
+
+        monkeypatch.setattr(output.os, "link", link)
+    out = tmp_path / "out"
+    out.mkdir()
+    files = {"samples.png": b"png", "results.json": b"{}", "report.md": b"# new"}
+    with output.OutputFolder(out) as folder:
+        (out / "results.json").write_text("the other run's results")
+        with pytest.raises(output.StudyError, match="appeared in --out during the run"):
+            folder.write(files)
+    # The other run's file stays; this run's files, a part of a report, go.
+    assert os.listdir(out) == ["results.json"]
+    assert (out / "results.json").read_text() == "the other run's results"
+    with output.OutputFolder(tmp_path / "new") as folder:
+        folder.write(files)
+    assert sorted(os.listdir(tmp_path / "new")) == sorted(files)
+
+
+def test_ctrl_c_while_the_files_are_put_in_place_says_which_are_new(
+    old_study, monkeypatch
+):
+    calls = []
+    original = os.replace
+
+    def replace(source, target):
+        calls.append(target)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        original(source, target)
+
+    monkeypatch.setattr(output.os, "replace", replace)
+    folder = output.OutputFolder(old_study, overwrite=True)
+    with pytest.raises(KeyboardInterrupt), folder:
+        folder.write({name: b"new" for name in STUDY_FILES})
+    outcome = folder.outcome()
+    # Not "no report was written": two of the files are new.
+    assert "written only in part" in outcome
+    assert "samples.png, denoising.png in" in outcome
+    assert (old_study / "maps.png").read_bytes() == b"old maps.png"
+    assert (old_study / "notes.txt").read_text() == "the user's own notes"
+
+
+def test_a_failed_write_names_the_outermost_folder_it_removed(tmp_path, monkeypatch):
+    full_disk_at(monkeypatch, 1)
+    with output.OutputFolder(tmp_path / "a" / "b" / "c") as folder:
+        with pytest.raises(output.StudyError, match=r"folder '.*a' that it had"):
+            folder.write({"report.md": b"new"})
+    assert os.listdir(tmp_path) == []
+
+
 # -- a full disk, a failed rename -----------------------------------------------
 
 

@@ -72,9 +72,7 @@ def run_study(config, log=None):
             results = _run(config, folder, log)
     except KeyboardInterrupt as exc:
         during = f" while {exc}" if str(exc) else ""
-        raise StudyInterrupted(
-            f"interrupted{during}; no report was written, and {folder.left}"
-        ) from None
+        raise StudyInterrupted(f"interrupted{during}; {folder.outcome()}") from None
     log(f"[4/4] report.md, report.html and results.json in {folder.path}")
     return results
 

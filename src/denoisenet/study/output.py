@@ -3,6 +3,9 @@
 A user's files are never overwritten without asking:
 :class:`OutputFolder` refuses a folder that already holds anything unless
 ``--overwrite`` is given, and then replaces only the study's own files.
+Without it, a file that appears in the folder during the run (another run
+writing to the same folder, say) is not replaced either: each file is put
+in place with a hard link, which fails on an existing name.
 Every file is written in two phases: all of them to temporary files in
 the folder first, then each renamed over its name with :func:`os.replace`.
 A rename replaces a symlink at the target path rather than writing
@@ -55,6 +58,7 @@ class OutputFolder:
         self._temporary = []
         self._replaced = []
         self._done = False
+        self._cleaned = False
 
     def _shown(self):
         return repr(str(self.path))
@@ -118,12 +122,34 @@ class OutputFolder:
         }
         for name, temporary in staged.items():
             try:
-                os.replace(temporary, self.path / name)
+                self._place(temporary, self.path / name)
             except OSError as exc:
                 self._failed(name, exc)
             self._temporary.remove(temporary)
             self._replaced.append(name)
         self._done = True
+
+    def _place(self, temporary, target):
+        """Move ``temporary`` to ``target``; without --overwrite, never over
+        a file that is there now."""
+        if self.overwrite:
+            os.replace(temporary, target)
+            return
+        # The folder held nothing when the run started; a file that has
+        # appeared since is someone else's. A hard link fails on an existing
+        # name, which a check followed by a rename could not promise.
+        try:
+            os.link(temporary, target, follow_symlinks=False)
+        except FileExistsError:
+            raise
+        except OSError:
+            # A file system without hard links (FAT, some network shares):
+            # the check and the rename, as close together as they can be.
+            if os.path.lexists(target):
+                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST)) from None
+            os.replace(temporary, target)
+            return
+        os.unlink(temporary)
 
     def _write_temporary(self, name, data):
         # A fresh name, created exclusively: never an existing file or link.
@@ -145,24 +171,58 @@ class OutputFolder:
 
     def _failed(self, name, exc):
         self._clean_up()
+        reason = exc.strerror or str(exc)
+        if isinstance(exc, FileExistsError) and not self.overwrite:
+            reason = (
+                "a file of that name appeared in --out during the run (another "
+                "run writing to the same folder?) and was not replaced; choose a "
+                "new folder, or pass --overwrite"
+            )
         raise StudyError(
-            f"cannot write {self.path / name}: {exc.strerror or exc}; {self.left}"
+            f"cannot write {self.path / name}: {reason}; {self.left}"
         ) from exc
 
+    def outcome(self):
+        """What an interrupted run leaves, in words (after :meth:`__exit__`)."""
+        if self._done:
+            return f"the report in {self._shown()} is complete and was kept"
+        if self._replaced:
+            return f"the report was written only in part: {self.left}"
+        return f"no report was written, and {self.left}"
+
     def _clean_up(self):
-        """Remove the temporary files, and the folders this run created."""
+        """Remove the temporary files, and the folders this run created.
+
+        Without --overwrite the folder was new or empty: the files this run
+        had put in place go too, so that no half report is left.
+        """
+        if self._cleaned:
+            return
+        self._cleaned = True
         for temporary in self._temporary:
             temporary.unlink(missing_ok=True)
         self._temporary = []
-        if self._created:
+        removed = False
+        if self._created or not self.overwrite:
             for name in self._replaced:
                 (self.path / name).unlink(missing_ok=True)
+            removed = bool(self._replaced)
+            self._replaced = []
+        if self._created:
             for folder in reversed(self._created):
                 try:
                     folder.rmdir()
                 except OSError:
-                    break
-            self.left = f"the folder {self._shown()} that it had created was removed"
+                    self.left = (
+                        f"the folder {str(folder)!r} that it had created now "
+                        "holds other files and was left"
+                    )
+                    return
+            # The outermost folder it created held the others.
+            outermost = str(self._created[0])
+            self.left = f"the folder {outermost!r} that it had created was removed"
+        elif removed:
+            self.left = f"the files it had written into {self._shown()} were removed"
         elif self._replaced:
             self.left = (
                 f"{', '.join(self._replaced)} in {self._shown()} are from this "

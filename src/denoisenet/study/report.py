@@ -360,4 +360,10 @@ def report_files(results, images):
         "report.md": render_markdown(blocks),
         "report.html": render_html(blocks, images),
     }
-    return {**images, **{name: text.encode("utf-8") for name, text in texts.items()}}
+    # A path that is not valid UTF-8 (a folder named in bytes, which Python
+    # holds as surrogates) is written with backslash escapes, as JSON does.
+    encoded = {
+        name: text.encode("utf-8", errors="backslashreplace")
+        for name, text in texts.items()
+    }
+    return {**images, **encoded}
