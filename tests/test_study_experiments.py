@@ -105,3 +105,52 @@ def test_fit_passes_other_warnings_on():
     with pytest.warns(UserWarning, match="something else"):
         seconds, converged = experiments.fit(_Warns("something else"), [[0.0]])
     assert seconds >= 0 and converged
+
+
+@pytest.mark.parametrize(
+    ("n_test", "message"),
+    [
+        (30, r"has 30 images \(3 of class 0\)"),
+        (40, r"has 40 images \(4 of class 0\)"),
+        (9, r"none of class 9"),
+    ],
+)
+def test_a_test_set_too_small_for_the_maps_is_refused_before_any_step(
+    n_test, message, monkeypatch, tmp_path
+):
+    # A data folder of the user's with a few test images failed in t-SNE
+    # (perplexity) or the 5-fold kNN score, after every step before it ran.
+    import numpy as np
+
+    from denoisenet.study import StudyConfig, run_study
+    from denoisenet.study.config import StudyError
+    from denoisenet.study.data import StudyData
+
+    y_train = np.arange(100) % 10
+    y_test = np.arange(n_test) % 10
+    data = StudyData(
+        np.zeros((100, 4)),
+        y_train,
+        np.zeros((n_test, 4)),
+        y_test,
+        (2, 2),
+        tuple(str(d) for d in range(10)),
+        100,
+        {},
+    )
+    with pytest.raises(StudyError, match=message):
+        experiments.check_test_set(data)
+
+    def no_step(*args, **kwargs):
+        raise AssertionError("a step ran")
+
+    monkeypatch.setattr("denoisenet.study.load_data", lambda config: data)
+    monkeypatch.setattr(experiments, "baselines", no_step)
+    out = tmp_path / "out"
+    with pytest.raises(StudyError, match="the 2-D maps need at least 5"):
+        run_study(StudyConfig(out=str(out)))
+    assert not out.exists()
+    # A test set of 5 of every class and 50 in all is enough.
+    data.y_test = np.arange(50) % 10
+    data.X_test = np.zeros((50, 4))
+    experiments.check_test_set(data)

@@ -81,6 +81,7 @@ def _run(config, folder, log):
     start = time.perf_counter()
     figures.check_matplotlib()
     data = load_data(config)
+    experiments.check_test_set(data)
     results = {
         "settings": experiments.settings(config),
         "versions": versions(),

@@ -34,6 +34,36 @@ N_NEIGHBORS = 10
 PUBLISHED_NEIGHBORS = 5
 PUBLISHED_TEST = 10_000
 PUBLISHED_TSNE_TRAIN = 5000
+#: The smallest test set the maps can score: t-SNE's perplexity (30) must
+#: be below the number of points, and the 5-fold kNN score needs 5 images
+#: of every class.
+MIN_TEST_IMAGES = 31
+MIN_TEST_PER_CLASS = 5
+
+
+def check_test_set(data):
+    """Raise StudyError, before any step runs, for a test set too small for
+    the maps (a data folder of the user's with a few test images, say)."""
+    labels, counts = np.unique(data.y_test, return_counts=True)
+    missing = np.setdiff1d(np.unique(data.y_train), labels)
+    fewest = int(counts.min()) if len(counts) else 0
+    if (
+        len(data.y_test) >= MIN_TEST_IMAGES
+        and fewest >= MIN_TEST_PER_CLASS
+        and not missing.size
+    ):
+        return
+    if missing.size:
+        short = f"none of class {data.class_names[int(missing[0])]}"
+    else:
+        name = data.class_names[int(labels[counts.argmin()])]
+        short = f"{fewest} of class {name}"
+    raise study_config.StudyError(
+        f"the test set has {len(data.y_test)} images ({short}); the 2-D maps "
+        f"need at least {MIN_TEST_PER_CLASS} of every class and "
+        f"{MIN_TEST_IMAGES} in all (t-SNE, and a 5-fold kNN score)"
+    )
+
 
 #: What the blog reports on MNIST: (what, the blog's figure, where the
 #: measured number is in ``results``, where the model that measured it is
