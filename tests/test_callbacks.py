@@ -191,3 +191,34 @@ def test_progress_bar_propagates_from_a_grid_search(small_digits, capsys):
     assert search.best_estimator_.n_iter_ == 2
     # The bars name the estimator's own tasks, down to its epochs.
     assert "BottleneckClassifier - fit" in capsys.readouterr().out
+
+
+def test_checkpoint_checks_its_folder_before_the_first_epoch(small_digits, tmp_path):
+    X, _ = small_digits
+    epochs = Recorder()
+    missing = _dae(max_iter=2).set_callbacks(
+        Checkpoint(tmp_path / "no" / "a.pt"), epochs
+    )
+    # The fit failed after its first epoch, naming a temporary file.
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        missing.fit(X)
+    assert "end epoch" not in epochs.events
+    (tmp_path / "folder.pt").mkdir()
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        _dae(max_iter=2).set_callbacks(
+            Checkpoint(tmp_path / "folder.pt", overwrite=True)
+        ).fit(X)
+
+
+def test_checkpoint_files_get_the_permissions_of_any_new_file(small_digits, tmp_path):
+    import os
+
+    X, _ = small_digits
+    previous = os.umask(0o022)
+    try:
+        _dae(max_iter=2).set_callbacks(Checkpoint(tmp_path / "best.pt")).fit(X)
+    finally:
+        os.umask(previous)
+    # mkstemp made them 0600, whatever the umask.
+    assert (tmp_path / "best.pt").stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt"]

@@ -22,7 +22,7 @@ import copy
 import math
 import numbers
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 import torch
@@ -82,6 +82,18 @@ class Checkpoint:
 
     def setup(self, estimator, context):
         path = Path(self.path).resolve()
+        # Found now, before the first epoch, not when the first save fails
+        # with the name of a temporary file.
+        if not path.parent.is_dir():
+            raise FileNotFoundError(
+                f"Checkpoint cannot write {path}: its folder {path.parent} does "
+                "not exist. Create it first, or pass another path."
+            )
+        if path.is_dir():
+            raise IsADirectoryError(
+                f"Checkpoint cannot write {path}: it is a folder. Pass the path "
+                "of a file."
+            )
         if path.exists() and not self.overwrite and path not in self._written:
             raise FileExistsError(
                 f"Checkpoint will not overwrite {path}, which it did not write. "
@@ -107,9 +119,11 @@ class Checkpoint:
 
     def _save(self, state):
         path = Path(self.path).resolve()
-        handle, temporary = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-        )
+        # A fresh name, created exclusively, with the permissions that the
+        # umask gives any new file (mkstemp's are 0600 whatever the umask).
+        temporary = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        handle = os.open(temporary, flags, 0o666)
         try:
             with os.fdopen(handle, "wb") as file:
                 torch.save({k: v.detach().cpu() for k, v in state.items()}, file)
