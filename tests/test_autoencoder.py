@@ -219,6 +219,12 @@ def test_decode_rejects_codes_of_the_wrong_width(small_digits):
         dae.decode(np.zeros((3, 5)))
     with pytest.raises(ValueError, match="Input contains NaN"):
         dae.decode(np.full((3, 8), np.nan))
+    # Not "outside the range seen in fit" (codes are not in the data's
+    # units), and no numpy overflow warning on the way.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="beyond float32's range"):
+            dae.decode(np.full((3, 8), 1e300))
 
 
 INVALID_PARAMS = [

@@ -1383,10 +1383,31 @@ def test_decode_gives_the_class_probabilities_of_points_of_the_map(data):
 
 
 @pytest.mark.parametrize(
-    "Z", [np.zeros((3, 3)), np.zeros(2), [["a", "b"]], np.full((2, 2), np.nan)]
+    ("Z", "message"),
+    [
+        (np.zeros((3, 3)), "3 features"),
+        (np.zeros(2), "2D array"),
+        ([["a", "b"]], "convert"),
+        (np.full((2, 2), np.nan), "NaN"),
+        (np.full((2, 2), -1e300), "beyond float32's range"),
+    ],
 )
-def test_decode_rejects_what_is_no_point_of_the_map(data, Z):
+def test_decode_rejects_what_is_no_point_of_the_map(data, Z, message):
     X, y = data
     clf = make_clf().fit(X, y)
-    with pytest.raises(ValueError):
-        clf.decode(Z)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(ValueError, match=message):
+            clf.decode(Z)
+
+
+@pytest.mark.parametrize("value", [0.0, 1e38])
+def test_images_all_alike_fit_without_a_warning(value):
+    # The neighbour graph's PCA divided 0 by 0 for its variance ratios (a
+    # RuntimeWarning that the user cannot act on).
+    X = np.full((60, 64), value)
+    y = np.arange(60) % 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf = make_clf(max_iter=50, tol=1.0).fit(X, y)
+    assert clf.predict(X).shape == (60,)

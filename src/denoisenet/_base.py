@@ -1239,6 +1239,14 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         """``Z`` as points of the fitted network's narrowest ``layer``."""
         check_is_fitted(self)
         Z = check_array(Z, dtype=[np.float32, np.float64])
+        if Z.dtype == np.float64 and Z.size and np.abs(Z).max() > _FLOAT32_MAX:
+            # Cast to float32 they would be infinite (with numpy's overflow
+            # warning on the way).
+            raise ValueError(
+                f"Z holds values beyond float32's range ({_FLOAT32_MAX:.3g}), "
+                "in which the network computes; codes of images (encode, "
+                "transform) lie well within it."
+            )
         if Z.shape[1] != self._code_width():
             raise ValueError(
                 f"Z has {Z.shape[1]} features, but the {layer} of this "
@@ -1310,12 +1318,18 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
                 if n < step:
                     result = result[:n]
                 if not _all_finite(result):
-                    raise self._non_finite_error()
+                    raise self._non_finite_error(codes=not scale)
                 if result is not target:
                     out[start : start + n] = result.cpu().numpy()
         return out
 
-    def _non_finite_error(self):
+    def _non_finite_error(self, codes=False):
+        if codes:  # decode: the input is points of the code, not images
+            return ValueError(
+                f"{type(self).__name__} computed non-finite values from Z: its "
+                "points are too far from the codes of the training data (those "
+                "that encode or transform return) for float32 arithmetic."
+            )
         high = self.data_min_ + self.data_range_
         return ValueError(
             f"{type(self).__name__} computed non-finite values. Either the input "

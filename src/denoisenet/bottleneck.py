@@ -111,7 +111,10 @@ def _projection(data, rows, seed):
             sample = np.sort(rng.choice(rows, PCA_SAMPLE_ROWS, replace=False))
         width = min(PCA_COMPONENTS, len(sample))
         pca = PCA(width, svd_solver="randomized", random_state=seed % 2**32)
-        project = pca.fit(_scaled_rows(data, sample)).transform
+        # Images without variance (all alike) make PCA divide 0 by 0 for its
+        # explained-variance ratios, which the projection does not use.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            project = pca.fit(_scaled_rows(data, sample)).transform
 
     def features(block):
         out = np.empty((len(block), width), dtype=np.float32)
