@@ -253,6 +253,7 @@ INVALID_PARAMS = [
     ("device", "cuda:x"),
     ("random_state", "seed"),
     ("random_state", -1),
+    ("random_state", 2**32),
     ("noise", -0.1),
     ("noise", "x"),
     ("noise", np.inf),
@@ -270,6 +271,13 @@ def test_invalid_parameter_is_named_at_fit(small_digits, helpers, name, value):
     assert helpers.fitted_attributes(dae) == []
     # __init__ stored the value as it was given.
     assert dae.get_params()[name] is value
+
+
+def test_an_int_random_state_out_of_range_is_told_its_range(small_digits):
+    X, _ = small_digits
+    # "must be ... an int. Got 4294967296" read as a contradiction.
+    with pytest.raises(ValueError, match=re.escape("an int in [0, 2**32 - 1]")):
+        make_dae(random_state=2**32).fit(X)
 
 
 def test_invalid_noise_transformer_parameter_is_named_at_fit(small_digits):

@@ -111,7 +111,7 @@ def one_of(*values):
 
 BOOL = Domain("a bool", lambda v: isinstance(v, (bool, np.bool_)))
 RANDOM_STATE = Domain(
-    "None, an int, a numpy RandomState or a numpy Generator",
+    "None, an int in [0, 2**32 - 1], a numpy RandomState or a numpy Generator",
     lambda v: (
         v is None
         or (_is_int(v) and 0 <= v < 2**32)
