@@ -1,7 +1,9 @@
 """Tests for denoisenet.datasets: IDX parsing and the MNIST-format loaders."""
 
 import contextlib
+import errno
 import gzip
+import http.client
 import os
 import re
 import socket
@@ -432,8 +434,80 @@ def test_only_the_subsets_files_are_needed(tmp_path):
     assert X.shape == (9, 784) and y.shape == (9,)
     with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte"):
         load_mnist("train", data_home=tmp_path, download=False)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="no train-images-idx3-ubyte"):
         load_mnist("all", data_home=tmp_path, download=False)
+
+
+@pytest.mark.usefixtures("no_system_dirs", "no_download")
+@pytest.mark.parametrize("name", LOADERS)
+@pytest.mark.parametrize("missing", [IMAGE_FILES["train"], LABEL_FILES["train"]])
+def test_a_partial_folder_is_an_error_not_a_download(tmp_path, name, missing):
+    write_fake_dataset(tmp_path, n_test=None)
+    (tmp_path / missing).unlink()
+    # Complete files in the next place searched are not read either.
+    write_fake_dataset(tmp_path / name, n_test=None)
+    with pytest.raises(FileNotFoundError) as info:
+        LOADERS[name]("train", data_home=tmp_path)
+    message = str(info.value)
+    assert f"no {missing} (plain or .gz)" in message
+    assert f"in {tmp_path}:" in message
+
+
+@pytest.mark.usefixtures("no_download")
+def test_a_partial_data_home_does_not_fall_back_to_the_system_dir(
+    tmp_path, monkeypatch
+):
+    system = tmp_path / "system"
+    write_fake_dataset(system)
+    monkeypatch.setattr(datasets, "FASHION_MNIST_SYSTEM_DIRS", [system])
+    home = tmp_path / "home"
+    write_fake_dataset(home, n_train=None)
+    (home / LABEL_FILES["test"]).unlink()
+    with pytest.raises(FileNotFoundError, match=LABEL_FILES["test"]):
+        load_fashion_mnist("test", data_home=home)
+    # "all" needs the training files too, which home lacks altogether.
+    write_fake_dataset(home, n_train=None)
+    with pytest.raises(FileNotFoundError) as info:
+        load_fashion_mnist("all", data_home=home)
+    for name in (IMAGE_FILES["train"], LABEL_FILES["train"]):
+        assert f"no {name} (plain or .gz)" in str(info.value)
+
+
+@pytest.mark.usefixtures("no_system_dirs", "no_download")
+def test_a_dangling_symlink_is_an_error_not_a_missing_file(tmp_path):
+    write_fake_dataset(tmp_path, n_test=None)
+    link = tmp_path / IMAGE_FILES["train"]
+    link.unlink()
+    link.symlink_to(tmp_path / "gone")
+    with pytest.raises(FileNotFoundError) as info:
+        load_mnist("train", data_home=tmp_path)
+    assert f"{IMAGE_FILES['train']} is a broken symbolic link to " in str(info.value)
+    assert str(tmp_path / "gone") in str(info.value)
+
+
+def deny(monkeypatch, folder):
+    """Make ``folder`` unreadable as chmod 000 would for a user who is not root."""
+    folder = str(folder)
+
+    def guarded(real):
+        def call(path, *args, **kwargs):
+            name = os.fspath(path)
+            if name == folder or name.startswith(folder + os.sep):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), name)
+            return real(path, *args, **kwargs)
+
+        return call
+
+    for name in ("stat", "lstat"):
+        monkeypatch.setattr(os, name, guarded(getattr(os, name)))
+
+
+@pytest.mark.usefixtures("no_system_dirs", "no_download")
+def test_an_unreadable_subfolder_is_an_error_naming_it(tmp_path, monkeypatch):
+    write_fake_dataset(tmp_path / "mnist")
+    deny(monkeypatch, tmp_path / "mnist")
+    with pytest.raises(PermissionError, match=re.escape(str(tmp_path / "mnist"))):
+        load_mnist("train", data_home=tmp_path)
 
 
 @pytest.mark.usefixtures("no_download")
@@ -476,6 +550,19 @@ def test_mismatched_files_raise(tmp_path, images, labels, problem):
     pattern = rf"{re.escape(str(tmp_path / IMAGE_FILES['train']))}.*{problem}"
     with pytest.raises(ValueError, match=pattern):
         load_mnist("train", data_home=tmp_path, download=False)
+
+
+@pytest.mark.usefixtures("no_system_dirs", "no_download")
+@pytest.mark.parametrize("name", LOADERS)
+def test_files_without_images_are_an_error(tmp_path, name):
+    write_idx(tmp_path / IMAGE_FILES["test"], np.zeros((0, 28, 28), np.uint8))
+    write_idx(tmp_path / LABEL_FILES["test"], np.zeros(0, np.uint8))
+    # load_idx reads them as the empty arrays they are...
+    assert load_idx(tmp_path / IMAGE_FILES["test"]).shape == (0, 28, 28)
+    # ...but a data set without images is no data set.
+    pattern = rf"{re.escape(str(tmp_path / IMAGE_FILES['test']))}.*hold no images"
+    with pytest.raises(ValueError, match=pattern):
+        LOADERS[name]("test", data_home=tmp_path)
 
 
 @pytest.mark.usefixtures("no_download")
@@ -571,7 +658,15 @@ def test_local_files_and_openml_agree(tmp_path, fake_openml):
     np.testing.assert_array_equal(y_local, y_openml)
 
 
-@pytest.mark.parametrize("error", [urllib.error.URLError("no route"), TimeoutError()])
+@pytest.mark.parametrize(
+    "error",
+    [
+        urllib.error.URLError("no route"),
+        TimeoutError(),
+        # A transfer cut short, which is no OSError.
+        http.client.IncompleteRead(b"partial", 100),
+    ],
+)
 def test_download_failure_explains(tmp_path, monkeypatch, no_system_dirs, error):
     def fail(*args, **kwargs):
         raise error

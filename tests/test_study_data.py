@@ -1,7 +1,10 @@
 """The study's data: where every data set was read from, ``--data-home``,
 ``--download``, and errors in the command's own terms."""
 
+import errno
+import http.client
 import json
+import os
 import warnings
 from urllib.error import URLError
 
@@ -122,6 +125,76 @@ def test_an_empty_data_home_is_not_named_as_the_source(
     ]
 
 
+def test_a_partial_data_home_is_an_error_not_a_mix(
+    tmp_path, study_cli, no_system_data, monkeypatch
+):
+    # Complete files in Debian's folder, and all but one in --data-home: the
+    # training set must not come from one folder and the test set from the
+    # other.
+    monkeypatch.setattr(
+        datasets, "FASHION_MNIST_SYSTEM_DIRS", [write_idx_set(tmp_path / "system")]
+    )
+    home = write_idx_set(tmp_path / "home")
+    (home / FILES["train"][1]).unlink()
+    argv = ["study", "--dataset", "fashion-mnist", "--data-home", str(home)]
+    status, _, stderr = study_cli.run([*argv, "--out", str(tmp_path / "out")])
+    study_cli.assert_error(
+        status, stderr, "cannot load fashion-mnist", str(home), FILES["train"][1]
+    )
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("download", [[], ["--download"]])
+def test_the_study_needs_all_four_files_in_one_folder(
+    tmp_path, study_cli, no_system_data, download
+):
+    # Only the test files: the training files are neither looked for
+    # elsewhere nor downloaded.
+    home = write_idx_set(tmp_path / "home", parts=("test",))
+    argv = ["study", "--dataset", "mnist", *download, "--data-home", str(home)]
+    status, _, stderr = study_cli.run([*argv, "--out", str(tmp_path / "out")])
+    study_cli.assert_error(
+        status, stderr, "cannot load mnist", str(home), *FILES["train"]
+    )
+    for word in PYTHON_WORDS:
+        assert word not in stderr
+
+
+def test_an_unreadable_data_home_subfolder_is_one_line(
+    tmp_path, study_cli, no_system_data, monkeypatch
+):
+    # As chmod 000 would make it for a user who is not root (tests may run as
+    # root, whom permissions do not stop).
+    home = tmp_path / "home"
+    locked = str(write_idx_set(home / "mnist"))
+
+    def guarded(real):
+        def call(path, *args, **kwargs):
+            name = os.fspath(path)
+            if name == locked or name.startswith(locked + os.sep):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), name)
+            return real(path, *args, **kwargs)
+
+        return call
+
+    for name in ("stat", "lstat"):
+        monkeypatch.setattr(os, name, guarded(getattr(os, name)))
+    argv = ["study", "--dataset", "mnist", "--data-home", str(home)]
+    status, _, stderr = study_cli.run([*argv, "--out", str(tmp_path / "out")])
+    study_cli.assert_error(
+        status, stderr, "cannot load mnist", "Permission denied", locked
+    )
+
+
+def test_files_without_images_are_one_line(tmp_path, study_cli, no_system_data):
+    home = write_idx_set(tmp_path / "home", n_train=0)
+    argv = ["study", "--dataset", "mnist", "--data-home", str(home)]
+    status, _, stderr = study_cli.run([*argv, "--out", str(tmp_path / "out")])
+    study_cli.assert_error(
+        status, stderr, "cannot load mnist", FILES["train"][0], "no images"
+    )
+
+
 def test_digits_come_from_scikit_learn(tmp_path, study_cli):
     out = tmp_path / "out"
     argv = [*QUICK, "--n-train", "50", "--data-home", str(tmp_path)]
@@ -191,6 +264,19 @@ def test_download_without_network(tmp_path, study_cli, monkeypatch, dataset):
     assert "--data-home" in stderr
     for word in PYTHON_WORDS:
         assert word not in stderr
+
+
+def test_download_cut_short(tmp_path, study_cli, monkeypatch):
+    def cut_short(*args, **kwargs):
+        raise http.client.IncompleteRead(b"partial", 1000)
+
+    monkeypatch.setattr(datasets, "FASHION_MNIST_SYSTEM_DIRS", [])
+    monkeypatch.setattr("sklearn.datasets.fetch_openml", cut_short)
+    argv = ["study", "--dataset", "mnist", "--download", "--data-home", str(tmp_path)]
+    status, _, stderr = study_cli.run([*argv, "--out", str(tmp_path / "out")])
+    study_cli.assert_error(
+        status, stderr, "from OpenML failed", "IncompleteRead(7 bytes read"
+    )
 
 
 @pytest.fixture

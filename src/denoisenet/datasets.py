@@ -8,13 +8,15 @@ flattened 28x28 images scaled to [0, 1] in float32 and ``y`` the int64 labels.
 Both look for the four standard IDX files locally first: in ``data_home``,
 then in ``data_home/mnist`` or ``data_home/fashion-mnist``, then (Fashion-MNIST
 only) in the directories of :data:`FASHION_MNIST_SYSTEM_DIRS`, where Debian's
-package ``dataset-fashion-mnist`` installs them. Only when nothing is found
-locally do they download the data set from OpenML with
+package ``dataset-fashion-mnist`` installs them. A folder that holds only
+some of the files needed is an error, not completed from elsewhere. Only when
+nothing is found locally do they download the data set from OpenML with
 :func:`sklearn.datasets.fetch_openml`.
 """
 
 import contextlib
 import gzip
+import http.client
 import importlib.util
 import math
 import os
@@ -315,9 +317,11 @@ def load_mnist(subset="train", *, data_home=None, download=True):
     ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``,
     ``t10k-labels-idx1-ubyte``, each plain or with ``.gz``) are looked for in
     ``data_home`` and then in ``data_home/mnist``. Only the files the subset
-    needs must be there. If none are found and ``download`` is true, the data
-    set is fetched from OpenML (``mnist_784``, version 1) into ``data_home``,
-    keeping the standard split: the first 60,000 rows are the training set.
+    needs must be there, all in one folder: a folder that holds some of them
+    is an error, never completed from another folder or a download. If none
+    are found and ``download`` is true, the data set is fetched from OpenML
+    (``mnist_784``, version 1) into ``data_home``, keeping the standard
+    split: the first 60,000 rows are the training set.
 
     Parameters
     ----------
@@ -343,10 +347,16 @@ def load_mnist(subset="train", *, data_home=None, download=True):
     ValueError
         If ``subset`` is not one of the allowed values, or the files are not
         MNIST-like (image and label counts differ, images are not 28x28,
-        labels outside 0 to 9).
+        labels outside 0 to 9, no images at all).
     FileNotFoundError
         If no local files are found and ``download`` is false, or the download
         fails. The message lists where it looked and how to get the files.
+        Also if a folder holds only some of the files the subset needs (or a
+        broken symbolic link to one): the message names the folder and the
+        missing files.
+    PermissionError
+        If a folder searched, or a file found, cannot be read; the message
+        names it.
 
     See Also
     --------
@@ -374,9 +384,11 @@ def load_fashion_mnist(subset="train", *, data_home=None, download=True):
     directories of ``FASHION_MNIST_SYSTEM_DIRS``
     (``/usr/share/datasets/fashion-mnist``, where Debian's package
     ``dataset-fashion-mnist`` installs them). Only the files the subset needs
-    must be there. If none are found and ``download`` is true, the data set is
-    fetched from OpenML (``Fashion-MNIST``, version 1) into ``data_home``,
-    keeping the standard split: the first 60,000 rows are the training set.
+    must be there, all in one folder: a folder that holds some of them is an
+    error, never completed from another folder or a download. If none are
+    found and ``download`` is true, the data set is fetched from OpenML
+    (``Fashion-MNIST``, version 1) into ``data_home``, keeping the standard
+    split: the first 60,000 rows are the training set.
 
     Parameters
     ----------
@@ -404,10 +416,16 @@ def load_fashion_mnist(subset="train", *, data_home=None, download=True):
     ValueError
         If ``subset`` is not one of the allowed values, or the files are not
         MNIST-like (image and label counts differ, images are not 28x28,
-        labels outside 0 to 9).
+        labels outside 0 to 9, no images at all).
     FileNotFoundError
         If no local files are found and ``download`` is false, or the download
         fails. The message lists where it looked and how to get the files.
+        Also if a folder holds only some of the files the subset needs (or a
+        broken symbolic link to one): the message names the folder and the
+        missing files.
+    PermissionError
+        If a folder searched, or a file found, cannot be read; the message
+        names it.
 
     See Also
     --------
@@ -493,22 +511,52 @@ def _search_dirs(spec, data_home):
 
 
 def _find_files(directory, parts):
-    """The (images, labels) paths of every part, all in ``directory``, or None."""
-    found = []
-    for part in parts:
-        pair = []
-        for name in _SUBSET_FILES[part]:
-            # Plain first: it is what a user who unpacked the files wants read.
-            candidates = [directory / name, directory / f"{name}.gz"]
-            # Anything there, not only regular files: load_idx refuses a FIFO
-            # or a directory by name, where skipping it would hide the cause
-            # (or download the data set behind the user's back).
-            existing = [path for path in candidates if path.exists()]
-            if not existing:
-                return None
-            pair.append(existing[0])
-        found.append(tuple(pair))
-    return found
+    """The (images, labels) paths of every part, all in ``directory``, or None.
+
+    None only when the folder holds none of the files, so that the next place
+    is searched. A folder that holds some of them is an error naming the
+    others: reading those from another folder, or downloading the data set,
+    would mix data sets behind the user's back.
+    """
+    names = [name for part in parts for name in _SUBSET_FILES[part]]
+    paths, problems = [], []
+    for name in names:
+        path = _find_file(directory, name)
+        if path is None:
+            problems.append(f"no {name} (plain or .gz)")
+        elif not path.exists():
+            problems.append(
+                f"{path.name} is a broken symbolic link to {os.readlink(path)}"
+            )
+        paths.append(path)
+    if all(path is None for path in paths):
+        return None
+    if problems:
+        raise FileNotFoundError(
+            f"Incomplete IDX files in {directory}: {'; '.join(problems)}. Put "
+            "the missing files there: one data set is never read from several "
+            "folders, nor completed by a download."
+        )
+    # The names are each part's images then labels, in turn.
+    return list(zip(paths[::2], paths[1::2], strict=True))
+
+
+def _find_file(directory, name):
+    """``directory/name`` or ``directory/name.gz``, whichever is there, or None.
+
+    Anything there counts, not only regular files: load_idx refuses a FIFO or
+    a directory by name, and a broken link is reported as one, where skipping
+    it would hide the cause. Errors other than absence, such as a folder that
+    cannot be searched, propagate with the path.
+    """
+    # Plain first: it is what a user who unpacked the files wants read.
+    for path in (directory / name, directory / f"{name}.gz"):
+        try:
+            os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        return path
+    return None
 
 
 def _read_idx_parts(found):
@@ -535,6 +583,9 @@ def _check_images_labels(images, labels, source):
         problems.append(f"labels have shape {labels.shape}, not (n,)")
     elif len(images) != len(labels):
         problems.append(f"{len(images)} images but {len(labels)} labels")
+    elif not len(labels):
+        # A loader that returned an empty set would only fail later, in fit.
+        problems.append("they hold no images (their headers declare 0)")
     if labels.size and (labels.min() < 0 or labels.max() >= _N_CLASSES):
         problems.append(
             f"labels range from {labels.min()} to {labels.max()}, not 0 to 9"
@@ -583,7 +634,9 @@ def _fetch_openml(spec, subset, data_home, searched):
             parser=_openml_parser(),
             data_home=None if data_home is None else os.fspath(data_home),
         )
-    except OSError as exc:  # URLError, HTTPError, timeouts, a full disk
+    # URLError, HTTPError, timeouts, a full disk; and a transfer cut short
+    # (IncompleteRead), which http.client does not make an OSError.
+    except (OSError, http.client.HTTPException) as exc:
         raise FileNotFoundError(
             _not_found_message(
                 spec, subset, searched, f"the download from OpenML failed ({exc})"

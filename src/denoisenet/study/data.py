@@ -90,13 +90,19 @@ def _spec(config):
 
 
 def _local_files(config, subset):
-    """(folders searched, the (images, labels) paths found there or None)."""
+    """(folders searched, the (images, labels) paths found there or None).
+
+    All four files are looked for, whichever subset is asked for, so that the
+    training and test sets come from one folder: a folder with only some of
+    them is an error (FileNotFoundError), not completed from another.
+    """
     spec = _spec(config)
     searched = datasets._search_dirs(spec, config.data_home)
+    parts = datasets._SUBSET_PARTS["all"]
     for folder in searched:
-        found = datasets._find_files(folder, datasets._SUBSET_PARTS[subset])
+        found = datasets._find_files(folder, parts)
         if found is not None:
-            return searched, found[0]
+            return searched, found[parts.index(subset)]
     return searched, None
 
 
@@ -111,7 +117,11 @@ def _load_idx_subset(config, subset):
         "mnist": datasets.load_mnist,
         "fashion-mnist": datasets.load_fashion_mnist,
     }[config.dataset]
-    searched, found = _local_files(config, subset)
+    try:
+        searched, found = _local_files(config, subset)
+    # Some of the files but not all, or a folder that cannot be searched.
+    except OSError as exc:
+        raise StudyError(f"cannot load {config.dataset}: {one_line(exc)}") from exc
     if found is None and not config.download:
         raise StudyError(_not_found(config, subset, searched))
     home = found[0].parent if found is not None else config.data_home
