@@ -105,6 +105,24 @@ def test_plot_digits_rejects_non_2d():
         plot_digits(np.zeros((2, 8, 8)))
 
 
+def test_plot_digits_of_no_images_says_so(images):
+    # It raised ZeroDivisionError, or blamed an n_cols never passed.
+    for grid in ({}, {"n_rows": 1}):
+        with pytest.raises(ValueError, match="no images"):
+            plot_digits(images[:0], **grid)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_one_bad_pixel_does_not_blank_the_other_images(images, bad):
+    shown = images[:4].astype(float)
+    shown[0, 3] = bad
+    fig = plot_digits(shown)
+    # The scale of the finite pixels; a NaN scale drew every image blank.
+    finite = np.delete(shown.ravel(), 3)
+    limits = {ax.get_images()[0].get_clim() for ax in fig.axes}
+    assert limits == {(finite.min(), finite.max())}
+
+
 # -- plot_embedding ----------------------------------------------------------
 
 
@@ -283,3 +301,29 @@ def test_class_regions_reject_bad_input(fitted_map, Z, resolution):
     clf, _, _ = fitted_map
     with pytest.raises(ValueError):
         plot_class_regions(clf, Z, resolution=resolution)
+
+
+def test_class_regions_take_numpy_ints_and_refuse_an_autoencoder(fitted_map):
+    from denoisenet import DenoisingAutoencoder
+
+    clf, Z, y = fitted_map
+    ax = plot_class_regions(clf, Z, y, resolution=np.int64(10))
+    assert np.asarray(ax.images[0].get_array()).shape == (10, 10)
+    X = np.random.default_rng(0).random((20, 4))
+    dae = DenoisingAutoencoder((8, 2, 8), max_iter=1).fit(X)
+    # It decoded the grid first, then failed on classes_.
+    with pytest.raises(TypeError, match="BottleneckClassifier"):
+        plot_class_regions(dae, Z)
+
+
+@pytest.mark.parametrize(
+    "y, match",
+    [
+        (np.r_[np.nan, np.zeros(4)], "NaN labels"),
+        (np.array([None, 0, 1, 0, 1], dtype=object), "one type"),
+    ],
+)
+def test_plot_embedding_names_bad_labels(y, match):
+    # A NaN blamed a classes argument that was never passed.
+    with pytest.raises(ValueError, match=match):
+        plot_embedding(np.zeros((5, 2)), y)

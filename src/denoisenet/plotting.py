@@ -81,8 +81,9 @@ def plot_digits(
     """Show flattened images in a grid, one small axes per image.
 
     The first ``n_rows * n_cols`` images are drawn row by row, all on one
-    grey scale (from the smallest to the largest pixel shown), so that
-    noisy and clean images can be compared by eye.
+    grey scale (from the smallest to the largest finite pixel shown), so
+    that noisy and clean images can be compared by eye; NaN and infinite
+    pixels are left blank.
 
     Parameters
     ----------
@@ -131,16 +132,21 @@ def plot_digits(
         raise ValueError(
             f"X must be 2-D (one flattened image per row); got {X.ndim}-D."
         )
+    if not len(X):
+        raise ValueError("X holds no images (0 rows); pass at least one.")
     n_rows, n_cols = _grid_shape(len(X), n_rows, n_cols)
     shape = _image_shape(X.shape[1], image_shape)
     shown = X[: n_rows * n_cols]
+    finite = shown[np.isfinite(shown)] if shown.dtype.kind in "fc" else shown
     if fig is None:
         fig = _figure_class()(
             figsize=(0.9 * n_cols + 0.6, 0.9 * n_rows + 0.5), layout="constrained"
         )
     # One scale for all images: a per-image scale would stretch a faint
     # noisy image into a crisp one.
-    vmin, vmax = (float(shown.min()), float(shown.max())) if shown.size else (0, 1)
+    # The scale of the finite pixels: one NaN or inf pixel made it NaN or
+    # infinite and blanked every image; those pixels are left blank.
+    vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0, 1)
     for i, image in enumerate(shown):
         ax = fig.add_subplot(n_rows, n_cols, i + 1)
         ax.imshow(image.reshape(shape), cmap=cmap, vmin=vmin, vmax=vmax)
@@ -206,7 +212,16 @@ def plot_embedding(Z, y, *, ax=None, title=None, class_names=None, classes=None)
         raise ValueError(f"Z must have shape (n_samples, 2); got {Z.shape}.")
     if y.shape != (len(Z),):
         raise ValueError(f"y must have shape ({len(Z)},); got {y.shape}.")
-    classes = np.unique(y) if classes is None else np.asarray(classes)
+    if y.dtype.kind == "f" and np.isnan(y).any():
+        raise ValueError("y holds NaN labels; every point needs a class.")
+    try:
+        found = np.unique(y)
+    except TypeError as exc:  # None among the labels, or str beside int
+        raise ValueError(
+            f"y holds labels that cannot be sorted together ({exc}); use labels "
+            "of one type."
+        ) from exc
+    classes = found if classes is None else np.asarray(classes)
     if not np.isin(y, classes).all():
         raise ValueError("y holds labels that are not in classes.")
     if class_names is not None and len(class_names) != len(classes):
@@ -294,8 +309,17 @@ def plot_class_regions(
         raise ValueError(
             f"Z must be finite, of shape (n_samples, 2); got shape {Z.shape}."
         )
-    if not (isinstance(resolution, int) and 2 <= resolution <= 2000):
+    if not hasattr(classifier, "decode") or not hasattr(classifier, "classes_"):
+        raise TypeError(
+            "classifier must be a fitted BottleneckClassifier (with decode and "
+            f"classes_); got {type(classifier).__name__}."
+        )
+    valid = isinstance(resolution, numbers.Integral) and not isinstance(
+        resolution, bool
+    )
+    if not (valid and 2 <= resolution <= 2000):
         raise ValueError(f"resolution must be an int in [2, 2000]; got {resolution!r}.")
+    resolution = int(resolution)
     low, high = Z.min(axis=0), Z.max(axis=0)
     pad = 0.05 * np.maximum(high - low, 1e-6)
     xs, ys = (
