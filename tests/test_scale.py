@@ -1032,6 +1032,28 @@ def test_autoencoder_inference_runs_in_fixed_size_batches(fitted, method, dtype)
     assert peak <= np.asarray(result).nbytes + _allowance(X)
 
 
+def test_wide_rows_run_in_fewer_rows_a_batch(small_digits, monkeypatch):
+    # A call of one row is padded to a whole batch: at a million features,
+    # 512 of them took 4 GB for a 4 MB input. The widest layer's batch is
+    # kept within INFERENCE_DENSE_BYTES (here: 5 rows of 64 features).
+    X, y = small_digits
+    monkeypatch.setattr(denoisenet._base, "INFERENCE_DENSE_BYTES", 5 * 64 * 4)
+    dae = make_dae(hidden_layer_sizes=(16, 8, 16)).fit(X)
+    clf = make_clf(hidden_layer_sizes=(16, 2, 8)).fit(X, y)
+    for model, method in ((dae, "transform"), (clf, "predict_proba")):
+        seen = _batch_rows(model.module_.encoder)
+        whole = getattr(model, method)(X[:12])
+        assert seen == [5, 5, 5]
+        # Fixed for the model: every row's output is the same in any call.
+        for start in (0, 7):
+            part = getattr(model, method)(X[start : start + 1])
+            np.testing.assert_array_equal(part, whole[start : start + 1])
+    assert dae.score(X[:12]) < 0
+    # Below the budget, the batch is the usual one.
+    monkeypatch.setattr(denoisenet._base, "INFERENCE_DENSE_BYTES", 2**30)
+    assert dae._inference_rows() == DenoisingAutoencoder._inference_batch_size
+
+
 @pytest.mark.parametrize(
     "network",
     [

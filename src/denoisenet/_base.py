@@ -630,6 +630,14 @@ def _float32_weights(weights, targets):
     return torch.from_numpy(scaled), math.ldexp(1.0, 1 - int(exponent))
 
 
+#: Inference batches keep the widest dense layer's float32 rows within this
+#: many bytes (512 rows up to 32,768 features) ...
+INFERENCE_DENSE_BYTES = 64 * 2**20
+#: ... and a convolutional layer's activations within this many (512 rows
+#: of Fashion-MNIST's 784 pixels in 64 channels).
+INFERENCE_CONV_BYTES = 256 * 2**20
+
+
 def _without_unweighted_rows(data):
     """Leave rows of sample weight 0 out of training.
 
@@ -728,6 +736,24 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
     def _layer_widths(self):
         args = self._network_args
         return (args["n_features"], *args["hidden_layer_sizes"])
+
+    def _inference_rows(self):
+        """Rows of every inference batch: ``_inference_batch_size``, or fewer
+        when rows are wide.
+
+        A short call is padded to a whole batch (see :meth:`_infer`), so one
+        row of a million pixels took memory for 512 of them (4 GB); the
+        widest dense layer of a batch (the input, for wide images) is kept
+        within :data:`INFERENCE_DENSE_BYTES`, and a convolutional layer's
+        activations within :data:`INFERENCE_CONV_BYTES`. Fixed for a fitted
+        model, so that a row's output does not depend on the call.
+        """
+        args = self._network_args
+        rows = INFERENCE_DENSE_BYTES // (4 * max(self._layer_widths()))
+        if args.get("architecture") == "conv":
+            activations = args["n_features"] * max(args["conv_channels"])
+            rows = min(rows, INFERENCE_CONV_BYTES // (4 * activations))
+        return int(min(self._inference_batch_size, max(1, rows)))
 
     def _auto_threads(self, rows):
         """The thread count of a fit that follows the load, or None.
@@ -990,7 +1016,7 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         finite = all(bool(torch.isfinite(t).all()) for t in tensors)
         if finite:
             # The output on a batch of training rows: what predict would see.
-            rows = data.indices[: self._inference_batch_size].to(data.X.device)
+            rows = data.indices[: self._inference_rows()].to(data.X.device)
             module.eval()
             with torch.inference_mode(), exact_kernels(device):
                 output = module(data.inputs(rows, device))
@@ -1297,7 +1323,7 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         # result, which for the auto-encoder is as wide as the input.
         direct = dtype == np.float32 and device.type == "cpu"
         out_tensor = torch.from_numpy(out) if direct else None
-        step = self._inference_batch_size
+        step = self._inference_rows()
         # Every batch is ``step`` rows, a short call's padded ones too: a
         # single row through the default digits auto-encoder took 1.04 ms
         # on two threads and 1.35 ms on one (idle 2-core machine).

@@ -281,7 +281,7 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         corrupt = training_corruption(self.noise)
 
         def validation_score(module, X_val, _):
-            step = self._inference_batch_size
+            step = self._inference_rows()
             return -_denoising_error(module, X_val.split(step), corrupt, seed)
 
         # The dense ReLU network's step is written out by hand (the same
@@ -427,7 +427,7 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         corrupt = training_corruption(self.noise)
         seed = seed_generators(self.random_state, 1, salt=-1 % 2**32)[0]
         module = self._module_on_device()
-        step = self._inference_batch_size
+        step = self._inference_rows()
         # Scaled batch by batch: a scaled copy of the whole of X would double
         # the memory that scoring takes.
         batches = (
