@@ -222,3 +222,23 @@ def test_checkpoint_files_get_the_permissions_of_any_new_file(small_digits, tmp_
     # mkstemp made them 0600, whatever the umask.
     assert (tmp_path / "best.pt").stat().st_mode & 0o777 == 0o644
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt"]
+
+
+def test_checkpoint_never_overwrites_a_file_put_over_its_own(small_digits, tmp_path):
+    import pickle
+
+    X, _ = small_digits
+    path = tmp_path / "best.pt"
+    dae = _dae(max_iter=2).set_callbacks(Checkpoint(path)).fit(X)
+    dae.fit(X)  # its own file: replaced
+    # The user saves something of their own at that path; a refit, or a
+    # copy of the estimator loaded in another session, must not replace it.
+    path.write_bytes(b"the user's own file, written later")
+    for estimator in (dae, pickle.loads(pickle.dumps(dae))):
+        with pytest.raises(FileExistsError, match="overwrite=True"):
+            estimator.fit(X)
+        assert path.read_bytes() == b"the user's own file, written later"
+    path.unlink()
+    loaded = pickle.loads(pickle.dumps(dae))
+    loaded.fit(X)  # no file there: it writes, and then may replace its own
+    loaded.fit(X)

@@ -61,9 +61,12 @@ class Checkpoint:
     path : str or path-like
         The file to write. Its directory must exist.
     overwrite : bool, default=False
-        Whether a fit may replace a file that was at ``path`` before this
-        checkpoint wrote it. When False such a file is never touched, and
-        the fit stops with FileExistsError before its first epoch.
+        Whether a fit may replace a file at ``path`` that this checkpoint
+        did not write: one that was there before it wrote, one put there
+        since (a file of the user's saved over its own), or any file, for a
+        checkpoint loaded from a pickle. When False such a file is never
+        touched, and the fit stops with FileExistsError before its first
+        epoch.
 
     Examples
     --------
@@ -77,7 +80,9 @@ class Checkpoint:
     def __init__(self, path, *, overwrite=False):
         self.path = path
         self.overwrite = overwrite
-        self._written = set()  # files this checkpoint made, which it may replace
+        # The files this checkpoint made, which it may replace: path to the
+        # file's identity when written (another file at the path is not one).
+        self._written = {}
         self._best = {}  # the best value of each running fit, by its root task
 
     def setup(self, estimator, context):
@@ -94,7 +99,7 @@ class Checkpoint:
                 f"Checkpoint cannot write {path}: it is a folder. Pass the path "
                 "of a file."
             )
-        if path.exists() and not self.overwrite and path not in self._written:
+        if path.exists() and not self.overwrite and not self._wrote(path):
             raise FileExistsError(
                 f"Checkpoint will not overwrite {path}, which it did not write. "
                 "Pass another path, or Checkpoint(path, overwrite=True)."
@@ -131,7 +136,29 @@ class Checkpoint:
         except BaseException:
             os.unlink(temporary)
             raise
-        self._written.add(path)
+        self._written[path] = _identity(path)
+
+    def _wrote(self, path):
+        """Whether the file at ``path`` is still the one this checkpoint wrote."""
+        return path in self._written and self._written[path] == _identity(path)
+
+    def __getstate__(self):
+        # What it wrote in this process says nothing of the files another
+        # process finds at the path: a loaded checkpoint treats them as the
+        # user's.
+        state = self.__dict__.copy()
+        state["_written"] = {}
+        state["_best"] = {}
+        return state
+
+
+def _identity(path):
+    """What tells one file at ``path`` from another written there later."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 def _progress_value(est):
