@@ -157,3 +157,34 @@ def test_register_is_idempotent_and_not_done_on_import():
     subprocess.run([sys.executable, "-c", code], check=True)
     denoisenet.onnx.register()
     denoisenet.onnx.register()
+
+
+def test_an_unfitted_estimator_is_not_fitted(digits):
+    from sklearn.exceptions import NotFittedError
+
+    X, _ = digits
+    # An AttributeError on n_features_in_, and skl2onnx's "No known ways to
+    # retrieve the number of classes".
+    for est in (_dae(), _clf()):
+        with pytest.raises(NotFittedError):
+            skl2onnx.to_onnx(est, X[:1])
+
+
+def test_classifier_of_8_bit_images(digits):
+    X, y = digits
+    X8 = (X * 15).astype(np.uint8)
+    clf = _fit(_clf(), X8, y)
+    # skl2onnx's check of classifier inputs refused uint8.
+    onx = skl2onnx.to_onnx(clf, X8[:1], options={"zipmap": False})
+    predicted, proba = _run(onx, X8)
+    expected = clf.predict_proba(X8)
+    _assert_float32_close(proba, expected)
+    _assert_same_labels(predicted, clf.predict(X8), expected)
+
+
+def test_labels_beyond_int64_are_refused_not_wrapped(digits):
+    X, y = digits
+    labels = np.where(y < 5, np.uint64(1), np.uint64(2**63 + 7))
+    clf = _fit(_clf(), X, labels)
+    with pytest.raises(NotImplementedError, match="int64"):
+        skl2onnx.to_onnx(clf, X[:1], options={"zipmap": False})

@@ -30,6 +30,7 @@ denoisenet[onnx]``. Importing this module needs none of them.
 import numbers
 
 import numpy as np
+from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from denoisenet.autoencoder import DenoisingAutoencoder
@@ -134,21 +135,32 @@ def _float_type(shape):
 
 
 def _autoencoder_shape(operator):
+    check_is_fitted(operator.raw_operator)
     n = operator.inputs[0].get_first_dimension()
     operator.outputs[0].type = _float_type([n, operator.raw_operator.n_features_in_])
 
 
 def _classifier_shape(operator):
-    from skl2onnx.common.shape_calculator import (
-        calculate_linear_classifier_output_shapes,
-    )
-
+    check_is_fitted(operator.raw_operator)
     if len(operator.outputs) == 1:  # the option transform=True
         n = operator.inputs[0].get_first_dimension()
         width = operator.raw_operator._code_width()
         operator.outputs[0].type = _float_type([n, width])
         return
-    calculate_linear_classifier_output_shapes(operator)
+    try:
+        # Without skl2onnx's check of the input type, which refuses uint8
+        # images: the graph scales any numeric input, as the estimator does.
+        from skl2onnx.common.shape_calculator import (
+            _calculate_linear_classifier_output_shapes as shapes,
+        )
+
+        shapes(operator, enable_type_checking=False)
+    except ImportError:  # pragma: no cover - a skl2onnx without it
+        from skl2onnx.common.shape_calculator import (
+            calculate_linear_classifier_output_shapes,
+        )
+
+        calculate_linear_classifier_output_shapes(operator)
     # float32 whatever the input: the graph computes as the network does.
     operator.outputs[1].type = _float_type(operator.outputs[1].type.shape)
 
@@ -159,6 +171,9 @@ def _parse_classifier(scope, model, inputs, custom_parsers=None):
     # every model of the class, so it is called for the classifier case.
     from skl2onnx._parse import _parse_sklearn_classifier
 
+    # Before skl2onnx looks for classes_ ("No known ways to retrieve the
+    # number of classes").
+    check_is_fitted(model)
     options = scope.get_options(model, {"transform": False})
     if not options["transform"]:
         return _parse_sklearn_classifier(scope, model, inputs, custom_parsers)
@@ -209,7 +224,14 @@ def _class_labels(classes):
         isinstance(c, numbers.Integral | np.bool_) or float(c).is_integer()
         for c in classes
     ):
-        return classes.astype(np.int64), TensorProto.INT64
+        if all(-(2**63) <= int(c) < 2**63 for c in classes):
+            return classes.astype(np.int64), TensorProto.INT64
+        # astype(np.int64) wrapped them around, silently.
+        raise NotImplementedError(
+            f"BottleneckClassifier's classes_ {classes.tolist()} include integers "
+            "outside int64's range, which an ONNX label output cannot hold; fit "
+            "on smaller integers or on strings."
+        )
     raise NotImplementedError(
         f"BottleneckClassifier's classes_ {classes.tolist()} are neither integers "
         "nor strings, which an ONNX label output must be; fit on integer or "
