@@ -155,5 +155,8 @@ def test_unknown_output_and_unfitted_estimator_raise(fitted):
     est, _ = fitted("dae", "digits")
     with pytest.raises(ValueError, match="output='predict_proba' is not one of"):
         est.to_torch("predict_proba")
+    # A list was a TypeError ("unhashable type").
+    with pytest.raises(ValueError, match=r"output=\['transform'\] is not one of"):
+        est.to_torch(["transform"])
     with pytest.raises(NotFittedError):
         BottleneckClassifier().to_torch()

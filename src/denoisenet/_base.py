@@ -1392,7 +1392,7 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
             On the CPU, in eval mode.
         """
         check_is_fitted(self)
-        if output not in self._torch_outputs:
+        if not isinstance(output, str) or output not in self._torch_outputs:
             raise ValueError(
                 f"output={output!r} is not one of {sorted(self._torch_outputs)} "
                 f"for {type(self).__name__}.to_torch."
