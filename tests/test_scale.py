@@ -1194,3 +1194,36 @@ def test_a_model_trained_on_cuda_unpickles_onto_the_cpu(small_digits):
     np.testing.assert_allclose(
         restored.predict_proba(X), clf.predict_proba(X), rtol=1e-4, atol=1e-6
     )
+
+
+def test_a_second_fit_of_one_estimator_in_another_thread_is_refused(
+    small_digits, helpers, monkeypatch
+):
+    # Two at once mixed their states: one failed in torch, and its rollback
+    # erased the other's finished fit.
+    X, _ = small_digits
+    started, release = threading.Event(), threading.Event()
+    original = _training.run_epoch
+
+    def run_epoch(*args, **kwargs):
+        started.set()
+        release.wait(timeout=60)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(_training, "run_epoch", run_epoch)
+    dae = make_dae(max_iter=2)
+    worker = threading.Thread(target=dae.fit, args=(X,))
+    worker.start()
+    try:
+        assert started.wait(timeout=60)
+        for call in (lambda: dae.fit(X[:, :10]), lambda: dae.partial_fit(X)):
+            with pytest.raises(RuntimeError, match="already being fitted"):
+                call()
+    finally:
+        release.set()
+        worker.join()
+    monkeypatch.undo()
+    # The first fit ran undisturbed; the estimator is free again.
+    assert helpers.state_dicts_equal(dae.module_, make_dae(max_iter=2).fit(X).module_)
+    dae.partial_fit(X)
+    assert dae.n_iter_ == 3

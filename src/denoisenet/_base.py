@@ -18,6 +18,7 @@ import reprlib
 import threading
 import time
 import warnings
+import weakref
 
 import numpy as np
 import torch
@@ -630,6 +631,37 @@ def _float32_weights(weights, targets):
     return torch.from_numpy(scaled), math.ldexp(1.0, 1 - int(exponent))
 
 
+# The estimators whose fit or partial_fit is running, in any thread.
+_fitting = weakref.WeakSet()
+_fitting_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _one_fit_at_a_time(estimator):
+    """Refuse a second fit of ``estimator`` while one runs in another thread.
+
+    Two at once mixed their states: one failed in torch (its network built
+    for the other's data), and its rollback then erased the other's
+    finished fit. scikit-learn's estimators promise nothing for this; a
+    clear error costs a set lookup.
+    """
+    with _fitting_lock:
+        if estimator in _fitting:
+            name = type(estimator).__name__
+            raise RuntimeError(
+                f"This {name} is already being fitted (fit or partial_fit) in "
+                "another thread; two fits of one estimator at once would mix "
+                "their states. Fit a clone in each thread "
+                "(sklearn.base.clone(estimator))."
+            )
+        _fitting.add(estimator)
+    try:
+        yield
+    finally:
+        with _fitting_lock:
+            _fitting.discard(estimator)
+
+
 #: Inference batches keep the widest dense layer's float32 rows within this
 #: many bytes (512 rows up to 32,768 features) ...
 INFERENCE_DENSE_BYTES = 64 * 2**20
@@ -819,29 +851,32 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
     # -- fitting ----------------------------------------------------------
 
     def _fit(self, X, y=None, *, incremental=False, sample_weight=None, classes=None):
-        # Before the snapshot: a failed fit keeps what the callbacks'
-        # teardown needs (scikit-learn >= 1.9's set_callbacks).
-        max_epochs = 1 if incremental else self.max_iter
-        epochs = callbacks.EpochTasks(self, max_epochs, X, y, sample_weight)
-        # A failed fit must leave the estimator as it was: validate_data and
-        # the commit below write attributes, so they are rolled back together.
-        before = self.__dict__.copy()
-        try:
-            # A fit called inside the caller's torch.no_grad() or
-            # inference_mode() still needs gradients, and weights that later
-            # calls outside those blocks may update in place.
-            with torch.inference_mode(False), torch.enable_grad(), thread_budget():
-                self._fit_unguarded(
-                    X, y, incremental, sample_weight, classes, epoch_end=epochs
-                )
-            epochs.finish()
-            return self
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(before)
-            raise
-        finally:
-            epochs.teardown()
+        # In this frame, not a helper's: warnings count frames to name the
+        # caller's line.
+        with _one_fit_at_a_time(self):
+            # Before the snapshot: a failed fit keeps what the callbacks'
+            # teardown needs (scikit-learn >= 1.9's set_callbacks).
+            max_epochs = 1 if incremental else self.max_iter
+            epochs = callbacks.EpochTasks(self, max_epochs, X, y, sample_weight)
+            # A failed fit must leave the estimator as it was: validate_data and
+            # the commit below write attributes, so they are rolled back together.
+            before = self.__dict__.copy()
+            try:
+                # A fit called inside the caller's torch.no_grad() or
+                # inference_mode() still needs gradients, and weights that later
+                # calls outside those blocks may update in place.
+                with torch.inference_mode(False), torch.enable_grad(), thread_budget():
+                    self._fit_unguarded(
+                        X, y, incremental, sample_weight, classes, epoch_end=epochs
+                    )
+                epochs.finish()
+                return self
+            except BaseException:
+                self.__dict__.clear()
+                self.__dict__.update(before)
+                raise
+            finally:
+                epochs.teardown()
 
     def _fit_unguarded(self, X, y, incremental, sample_weight, classes, epoch_end):
         self._check_params()
