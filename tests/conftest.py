@@ -9,25 +9,60 @@ from sklearn.datasets import load_digits
 
 
 @pytest.fixture
-def interrupt_epoch(monkeypatch):
-    """``interrupt_epoch(n)`` makes the n-th call of run_epoch raise
-    KeyboardInterrupt; it returns the list that counts the calls."""
+def interrupt_call(monkeypatch):
+    """``interrupt_call(name, n)`` makes the n-th call of
+    ``denoisenet._training.<name>`` raise KeyboardInterrupt; it returns the
+    list that counts the calls."""
     import denoisenet._training
 
-    def install(n):
-        original = denoisenet._training.run_epoch
+    def install(name, n):
+        original = getattr(denoisenet._training, name)
         calls = []
 
-        def run_epoch(*args, **kwargs):
+        def interrupted(*args, **kwargs):
             calls.append(1)
             if len(calls) == n:
                 raise KeyboardInterrupt
             return original(*args, **kwargs)
 
-        monkeypatch.setattr(denoisenet._training, "run_epoch", run_epoch)
+        monkeypatch.setattr(denoisenet._training, name, interrupted)
         return calls
 
     return install
+
+
+@pytest.fixture
+def interrupt_epoch(interrupt_call):
+    """``interrupt_epoch(n)`` makes the n-th call of run_epoch raise
+    KeyboardInterrupt; it returns the list that counts the calls."""
+    return lambda n: interrupt_call("run_epoch", n)
+
+
+@pytest.fixture
+def deny_folder(monkeypatch):
+    """``deny_folder(path)`` makes ``path`` and what lies in it unreadable,
+    as chmod 000 would for a user who is not root (tests may run as root,
+    whom permissions do not stop): ``os.stat`` and ``os.lstat`` raise
+    PermissionError there."""
+    import errno
+    import os
+
+    def deny(folder):
+        folder = str(folder)
+
+        def guarded(real):
+            def call(path, *args, **kwargs):
+                name = os.fspath(path)
+                if name == folder or name.startswith(folder + os.sep):
+                    raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), name)
+                return real(path, *args, **kwargs)
+
+            return call
+
+        for name in ("stat", "lstat"):
+            monkeypatch.setattr(os, name, guarded(getattr(os, name)))
+
+    return deny
 
 
 @pytest.fixture(autouse=True)

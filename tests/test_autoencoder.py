@@ -418,22 +418,6 @@ def test_keyboard_interrupt_in_the_first_epoch_of_a_warm_refit_keeps_the_fit(
     assert helpers.state_dicts_equal(dae.module_, module_before)
 
 
-def _interrupt_call(monkeypatch, name, n):
-    """Make the n-th call of ``denoisenet._training.<name>`` raise Ctrl-C."""
-    import denoisenet._training
-
-    original = getattr(denoisenet._training, name)
-    calls = []
-
-    def interrupted(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == n:
-            raise KeyboardInterrupt
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(denoisenet._training, name, interrupted)
-
-
 @pytest.mark.parametrize(
     "where, call, kept, early_stopping",
     [
@@ -446,13 +430,20 @@ def _interrupt_call(monkeypatch, name, n):
     ],
 )
 def test_keyboard_interrupt_between_batches_keeps_the_completed_epochs(
-    small_digits, helpers, monkeypatch, where, call, kept, early_stopping
+    small_digits,
+    helpers,
+    monkeypatch,
+    interrupt_call,
+    where,
+    call,
+    kept,
+    early_stopping,
 ):
     # Ctrl-C outside the batches (validation, the per-epoch snapshot,
     # callbacks, the schedule) once an epoch is complete keeps that epoch,
     # as Ctrl-C inside the batches does, instead of losing the whole fit.
     X, _ = small_digits
-    _interrupt_call(monkeypatch, where, call)
+    interrupt_call(where, call)
     dae = make_dae(max_iter=10, early_stopping=early_stopping)
     with pytest.warns(UserWarning, match=f"after {kept} epoch") as record:
         dae.fit(X)

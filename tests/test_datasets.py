@@ -1,7 +1,6 @@
 """Tests for denoisenet.datasets: IDX parsing and the MNIST-format loaders."""
 
 import contextlib
-import errno
 import gzip
 import http.client
 import os
@@ -485,27 +484,10 @@ def test_a_dangling_symlink_is_an_error_not_a_missing_file(tmp_path):
     assert str(tmp_path / "gone") in str(info.value)
 
 
-def deny(monkeypatch, folder):
-    """Make ``folder`` unreadable as chmod 000 would for a user who is not root."""
-    folder = str(folder)
-
-    def guarded(real):
-        def call(path, *args, **kwargs):
-            name = os.fspath(path)
-            if name == folder or name.startswith(folder + os.sep):
-                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), name)
-            return real(path, *args, **kwargs)
-
-        return call
-
-    for name in ("stat", "lstat"):
-        monkeypatch.setattr(os, name, guarded(getattr(os, name)))
-
-
 @pytest.mark.usefixtures("no_system_dirs", "no_download")
-def test_an_unreadable_subfolder_is_an_error_naming_it(tmp_path, monkeypatch):
+def test_an_unreadable_subfolder_is_an_error_naming_it(tmp_path, deny_folder):
     write_fake_dataset(tmp_path / "mnist")
-    deny(monkeypatch, tmp_path / "mnist")
+    deny_folder(tmp_path / "mnist")
     with pytest.raises(PermissionError, match=re.escape(str(tmp_path / "mnist"))):
         load_mnist("train", data_home=tmp_path)
 

@@ -111,6 +111,10 @@ def test_classifier_label_and_probabilities(digits, architecture, labels):
     X, y = digits
     y = y.astype(str) if labels == "str" else y + 10
     clf = _fit(_clf(architecture=architecture, conv_channels=(4,)), X, y)
+    _assert_converts_as_it_predicts(clf, X)
+
+
+def _assert_converts_as_it_predicts(clf, X):
     onx = skl2onnx.to_onnx(clf, X[:1], options={"zipmap": False})
     predicted, proba = _run(onx, X)
     expected = clf.predict_proba(X)
@@ -173,13 +177,8 @@ def test_an_unfitted_estimator_is_not_fitted(digits):
 def test_classifier_of_8_bit_images(digits):
     X, y = digits
     X8 = (X * 15).astype(np.uint8)
-    clf = _fit(_clf(), X8, y)
     # skl2onnx's check of classifier inputs refused uint8.
-    onx = skl2onnx.to_onnx(clf, X8[:1], options={"zipmap": False})
-    predicted, proba = _run(onx, X8)
-    expected = clf.predict_proba(X8)
-    _assert_float32_close(proba, expected)
-    _assert_same_labels(predicted, clf.predict(X8), expected)
+    _assert_converts_as_it_predicts(_fit(_clf(), X8, y), X8)
 
 
 def test_labels_beyond_int64_are_refused_not_wrapped(digits):

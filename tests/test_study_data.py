@@ -1,10 +1,8 @@
 """The study's data: where every data set was read from, ``--data-home``,
 ``--download``, and errors in the command's own terms."""
 
-import errno
 import http.client
 import json
-import os
 import warnings
 from urllib.error import URLError
 
@@ -161,24 +159,11 @@ def test_the_study_needs_all_four_files_in_one_folder(
 
 
 def test_an_unreadable_data_home_subfolder_is_one_line(
-    tmp_path, study_cli, no_system_data, monkeypatch
+    tmp_path, study_cli, no_system_data, deny_folder
 ):
-    # As chmod 000 would make it for a user who is not root (tests may run as
-    # root, whom permissions do not stop).
     home = tmp_path / "home"
     locked = str(write_idx_set(home / "mnist"))
-
-    def guarded(real):
-        def call(path, *args, **kwargs):
-            name = os.fspath(path)
-            if name == locked or name.startswith(locked + os.sep):
-                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), name)
-            return real(path, *args, **kwargs)
-
-        return call
-
-    for name in ("stat", "lstat"):
-        monkeypatch.setattr(os, name, guarded(getattr(os, name)))
+    deny_folder(locked)
     argv = ["study", "--dataset", "mnist", "--data-home", str(home)]
     status, _, stderr = study_cli.run([*argv, "--out", str(tmp_path / "out")])
     study_cli.assert_error(
