@@ -405,6 +405,67 @@ def test_default_run_prints_progress(tmp_path, study_cli):
         assert any(line.startswith(f"[3/4] {name}: trustworthiness") for line in lines)
     assert "Traceback" not in stderr
     assert json.loads((tmp_path / "results.json").read_text())["data"]["n_train"] == 50
+    # One epoch converges nothing; every model's line says so, the
+    # auto-encoder's too.
+    (dae,) = [line for line in lines if line.startswith("[2/4] DenoisingAutoencoder")]
+    assert "(not converged)" in dae
+
+
+@pytest.mark.parametrize("error", [BrokenPipeError, ValueError])
+def test_a_stderr_that_takes_no_more_lines_does_not_stop_the_study(
+    tmp_path, monkeypatch, error
+):
+    # 2>&1 | head -1, or 2>&-: the first progress line that could not be
+    # written ended the study (rc 1, no report, no message).
+    from denoisenet import cli
+    from denoisenet.study import experiments
+
+    class Broken:
+        def write(self, text):
+            raise error("stderr is gone")
+
+        def flush(self):
+            raise error("stderr is gone")
+
+    monkeypatch.setattr(experiments, "MAP_SAMPLES", 100)
+    monkeypatch.setattr(cli.sys, "stderr", Broken())
+    argv = ["study", "--n-train", "50", "--max-iter", "1", "--out", str(tmp_path)]
+    assert cli.main(argv) == 0
+    assert (tmp_path / "report.md").exists()
+
+
+def test_an_invalid_mplbackend_is_one_line(tmp_path):
+    env = {**os.environ, "MPLBACKEND": "bogus"}
+    argv = ["study", "--n-train", "50", "--max-iter", "1", "--quiet"]
+    result = subprocess.run(
+        [sys.executable, "-m", "denoisenet", *argv, "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("denoisenet: error: matplotlib cannot start")
+    assert "MPLBACKEND='bogus'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_markdown_shows_a_users_path_as_it_is(study):
+    # A folder named <script>...</script> (or with * or a newline) went
+    # into report.md raw: live HTML, emphasis, a table row cut in two.
+    from denoisenet.study.report import render_markdown, report_blocks
+
+    results = copy.deepcopy(study["results"])
+    out = "runs/<script>alert(1)</script> *x* |\nnew"
+    results["settings"]["out"] = out
+    results["data"]["sources"] = {"train": out, "test": out}
+    md = render_markdown(report_blocks(results))
+    assert "<script>" not in md and "*x*" not in md
+    escaped = r"runs/\<script\>alert(1)\</script\> \*x\* \|\nnew"
+    assert f"| --out | {escaped} |" in md.splitlines()
+    assert f"read from {escaped}." in md
 
 
 # -- the command line --------------------------------------------------------
@@ -608,3 +669,23 @@ def test_out_not_writable(tmp_path, monkeypatch, study_cli):
     monkeypatch.setattr(output.tempfile, "TemporaryFile", refuse)
     status, _, stderr = study_cli.run(["study", "--out", str(tmp_path)])
     study_cli.assert_error(status, stderr, "cannot write to --out", "Permission denied")
+
+
+def test_quiet_stays_quiet_where_matplotlib_cannot_write_its_config(tmp_path):
+    # A read-only HOME: matplotlib logged two warnings on stderr.
+    env = {key: value for key, value in os.environ.items() if key != "MPLCONFIGDIR"}
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".config").write_text("a file where matplotlib wants a folder")
+    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"))
+    argv = ["study", "--n-train", "50", "--max-iter", "1", "--quiet"]
+    result = subprocess.run(
+        [sys.executable, "-m", "denoisenet", *argv, "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert result.stdout == "" and result.stderr == ""

@@ -89,3 +89,12 @@ def test_loss_curves_keep_a_legend_for_two_lines():
     texts = [t.get_text() for t in right.get_legend().get_texts()]
     assert texts == ["BottleneckClassifier", "BottleneckClassifier (validation score)"]
     assert right.get_ylabel() == "training loss (cross-entropy)"
+
+
+def test_loss_curves_of_one_epoch_have_whole_epoch_ticks():
+    # An axis under one epoch wide got ticks at 0.96, 0.98, ...
+    figure = figures.loss_curves_figure(_Fitted([0.3]), _Fitted([2.0, 1.0]))
+    left, right = figure.axes[:2]
+    assert left.get_xlim() == (0.5, 1.5)
+    assert [t for t in left.get_xticks() if 0.5 <= t <= 1.5] == [1.0]
+    assert right.get_xlim() != (0.5, 1.5)

@@ -192,8 +192,24 @@ def build_parser():
     return parser
 
 
-def _progress(message):
-    print(message, file=sys.stderr, flush=True)
+class _Progress:
+    """Progress lines on stderr, as long as stderr takes them.
+
+    Best effort: a closed or broken stderr (``2>&-``, ``2>&1 | head -1``, a
+    full disk) ends the lines, never the study, which it did after hours of
+    training, with no message (the traceback went to the same stderr).
+    """
+
+    def __init__(self):
+        self.on = True
+
+    def __call__(self, message):
+        if not self.on:
+            return
+        try:
+            print(message, file=sys.stderr, flush=True)
+        except (OSError, ValueError):  # ValueError: stderr closed
+            self.on = False
 
 
 def main(argv=None):
@@ -249,7 +265,7 @@ def _run_study(args):
         download=args.download,
     )
     try:
-        run_study(config, log=None if args.quiet else _progress)
+        run_study(config, log=None if args.quiet else _Progress())
     except StudyError as exc:
         print(f"denoisenet: error: {exc}", file=sys.stderr)
         return 1

@@ -275,7 +275,9 @@ def denoising(data, classifier, config, log):
         "dae_converged": converged,
     }
     log(
-        f"[2/4] DenoisingAutoencoder: fit {sec(seconds)}; {record['classifier']} on "
+        f"[2/4] DenoisingAutoencoder: fit {sec(seconds)}"
+        + ("" if converged else " (not converged)")
+        + f"; {record['classifier']} on "
         f"clean {pct(record['accuracy_clean'])}, noisy "
         f"{pct(record['accuracy_noisy'])}, denoised "
         f"{pct(record['accuracy_denoised'])}; MSE noisy "

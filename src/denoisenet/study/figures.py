@@ -20,13 +20,31 @@ FIGURES = {
 
 
 def check_matplotlib():
-    """Raise StudyError, before any work, when matplotlib is missing."""
+    """Raise StudyError, before any work, when matplotlib is missing or
+    cannot start."""
+    import logging
+    import os
+
     from denoisenet import plotting
 
+    # matplotlib warns (through logging) when it cannot write its config
+    # folder (a read-only HOME) and uses a temporary one; the study draws
+    # with Figure directly and needs none, so --quiet stays quiet.
+    logger = logging.getLogger("matplotlib")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
     try:
         plotting._figure_class()
     except ImportError as exc:
         raise StudyError(f"the study draws figures: {exc}") from exc
+    except ValueError as exc:  # an invalid MPLBACKEND stops matplotlib's import
+        backend = os.environ.get("MPLBACKEND")
+        raise StudyError(
+            f"matplotlib cannot start (MPLBACKEND={backend!r}): {exc}. Unset "
+            "MPLBACKEND, or set it to Agg; the study draws no windows."
+        ) from exc
+    finally:
+        logger.setLevel(level)
 
 
 def to_png(figure):
@@ -131,8 +149,12 @@ def loss_curves_figure(dae, bottleneck):
         + (f" + {weight:g} x neighbour term)" if weight else ")")
     )
     right.set_title("Bottleneck classifier")
-    for ax in (left, right):
+    for ax, model in ((left, dae), (right, bottleneck)):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(model.loss_curve_) == 1:
+            # An axis under one epoch wide got ticks at 0.96, 0.98, ...
+            ax.set_xlim(0.5, 1.5)
+            ax.set_xticks([1])
         # One line needs no legend: the panel's title names it. With early
         # stopping the validation scores make a second, and the legend stays.
         legend = ax.get_legend()

@@ -70,14 +70,33 @@ def report_blocks(results):
     return blocks + _settings_blocks(results)
 
 
+class UserText(str):
+    """Text that the user chose (a path): Markdown shows it as it is."""
+
+
+def _md_text(text):
+    """``text`` for Markdown: a user's text is escaped, so that ``<script>``
+    or ``*`` in a folder's name is shown, not rendered, and a newline cannot
+    end a table row; the report's own text is left as it is."""
+    if isinstance(text, tuple):  # a paragraph made of parts
+        return "".join(_md_text(part) for part in text)
+    if not isinstance(text, UserText):
+        return text
+    text = re.sub(r"([\\`*_\[\]<>&|~!#])", r"\\\1", text)
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _plain(text):
+    """``text`` as one string (a paragraph of parts joined)."""
+    return "".join(text) if isinstance(text, tuple) else text
+
+
 def _sources(sources):
     """Where the training and the test images were read from, in words."""
-    if sources.get("train") == sources.get("test"):
-        return f"Training and test images read from {sources.get('train')}."
-    return (
-        f"Training images read from {sources.get('train')}; test images read "
-        f"from {sources.get('test')}."
-    )
+    train, test = UserText(sources.get("train")), UserText(sources.get("test"))
+    if train == test:
+        return ("Training and test images read from ", train, ".")
+    return ("Training images read from ", train, "; test images read from ", test, ".")
 
 
 def _baseline_blocks(results):
@@ -244,13 +263,21 @@ _NONE_MEANS = {
 }
 
 
+# Settings that are text the user typed (paths), not numbers or choices.
+_TYPED_TEXT = {"out", "data_home"}
+
+
 def _settings_blocks(results):
     # The command's options as a user typed them, then what they resolved to.
     options = {field.name for field in fields(StudyConfig)}
     rows = [
         [
             "--" + key.replace("_", "-") if key in options else key,
-            _NONE_MEANS.get(key, "None") if value is None else str(value),
+            _NONE_MEANS.get(key, "None")
+            if value is None
+            else UserText(value)
+            if key in _TYPED_TEXT
+            else str(value),
         ]
         for key, value in results["settings"].items()
     ]
@@ -270,7 +297,7 @@ def render_markdown(blocks):
         elif kind == "h2":
             lines += [f"## {content[0]}", ""]
         elif kind == "p":
-            lines += [content[0], ""]
+            lines += [_md_text(content[0]), ""]
         elif kind == "note":
             lines += [f"> **Note:** {content[0]}", ""]
         elif kind == "figure":
@@ -283,7 +310,11 @@ def render_markdown(blocks):
 
 
 def _md_row(cells):
-    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+    shown = [
+        _md_text(cell) if isinstance(cell, UserText) else cell.replace("|", "\\|")
+        for cell in cells
+    ]
+    return "| " + " | ".join(shown) + " |"
 
 
 _CSS = """
@@ -313,7 +344,7 @@ def render_html(blocks, images):
         if kind in ("h1", "h2"):
             body.append(f"<{kind}>{esc(content[0])}</{kind}>")
         elif kind == "p":
-            body.append(f"<p>{esc(content[0])}</p>")
+            body.append(f"<p>{esc(_plain(content[0]))}</p>")
         elif kind == "note":
             body.append(f'<p class="note"><strong>Note:</strong> {esc(content[0])}</p>')
         elif kind == "figure":
