@@ -285,7 +285,7 @@ def test_reports_take_a_data_folder_whose_name_is_not_utf8(study):
         name: (study["out"] / name).read_bytes() for name in results["figures"].values()
     }
     files = report_files(results, images)
-    assert "dh_\\udcff" in files["report.md"].decode("utf-8")
+    assert "dh\\_\\udcff" in files["report.md"].decode("utf-8")  # _ escaped
     assert "dh_\\udcff" in files["report.html"].decode("utf-8")
     assert json.loads(files["results.json"])["data"]["sources"]["train"] == folder
 
