@@ -147,7 +147,8 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         'cuda:N' or 'mps'. Asking for a device that is absent is an error.
     n_threads : int or 'auto', default='auto'
         torch threads that training and inference use on the CPU. 'auto'
-        picks them when a call starts, from the size of the work (one
+        picks them when a call starts (and again between the steps of a
+        fit), from the size of the work (one
         thread for tiny batches) and the CPUs that other work leaves idle;
         in a worker thread it is one. An int uses that many threads, at most
         one per CPU that the process may run on. See

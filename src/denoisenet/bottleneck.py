@@ -372,8 +372,9 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
     batch_norm : bool, default=True
         Batch normalisation after every hidden dense layer except the
         bottleneck, whose scale the neighbour term sets. It lets a larger
-        step size train the narrow network quickly and stably: see the
-        benchmark figures in :ref:`training`. Training needs at least 2 rows
+        step size train the narrow network quickly and stably (see
+        ``learning_rate_init`` for the figures,
+        ``benchmarks/bench_defaults.py --old``). Training needs at least 2 rows
         a call; a last batch of one row joins the batch before it. The
         statistics of a batch count its rows, not their sample weights
         (rows of weight 0 are left out of training altogether).
@@ -416,7 +417,8 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         'cuda:N' or 'mps'.
     n_threads : int or 'auto', default='auto'
         torch threads that training and inference use on the CPU. 'auto'
-        picks them when a call starts, from the size of the work (one
+        picks them when a call starts (and again between the steps of a
+        fit), from the size of the work (one
         thread for tiny batches) and the CPUs that other work leaves idle;
         in a worker thread it is one. An int uses that many threads, at most
         one per CPU that the process may run on. See

@@ -7,10 +7,11 @@ Without it, a file that appears in the folder during the run (another run
 writing to the same folder, say) is not replaced either: each file is put
 in place with a hard link, which fails on an existing name.
 Every file is written in two phases: all of them to temporary files in
-the folder first, then each renamed over its name with :func:`os.replace`.
-A rename replaces a symlink at the target path rather than writing
-through it, and a full disk or a Ctrl-C during the first phase leaves the
-old files exactly as they were. A run that fails removes the temporary
+the folder first, then each put in place (linked, or with --overwrite
+renamed over its name with :func:`os.replace`). A rename replaces a
+symlink at the target path rather than writing through it, and a full
+disk or a Ctrl-C during the first phase leaves the old files exactly as
+they were. A run that fails removes the temporary
 files, and the folder too when the run created it.
 """
 
