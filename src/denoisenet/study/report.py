@@ -82,7 +82,8 @@ def _md_text(text):
         return "".join(_md_text(part) for part in text)
     if not isinstance(text, UserText):
         return text
-    text = re.sub(r"([\\`*_\[\]<>&|~!#])", r"\\\1", text)
+    # Not _, which paths are full of and which within a word is no markup.
+    text = re.sub(r"([\\`*\[\]<>&|~])", r"\\\1", text)
     return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
