@@ -662,6 +662,8 @@ def test_download_failure_explains(tmp_path, monkeypatch, no_system_dirs, error)
         assert f"- {place}\n" in message
     assert "apt-get install dataset-fashion-mnist" in message
     assert "download the four IDX files" in message
+    # Never an empty reason ("failed ()"), as a bare TimeoutError gave.
+    assert "failed ()" not in message
 
 
 @pytest.mark.usefixtures("no_system_dirs")

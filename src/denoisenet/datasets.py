@@ -637,9 +637,11 @@ def _fetch_openml(spec, subset, data_home, searched):
     # URLError, HTTPError, timeouts, a full disk; and a transfer cut short
     # (IncompleteRead), which http.client does not make an OSError.
     except (OSError, http.client.HTTPException) as exc:
+        # A bare TimeoutError() says nothing: name its type.
+        reason = str(exc) or type(exc).__name__
         raise FileNotFoundError(
             _not_found_message(
-                spec, subset, searched, f"the download from OpenML failed ({exc})"
+                spec, subset, searched, f"the download from OpenML failed ({reason})"
             )
         ) from exc
     data, target = np.asarray(bunch.data), np.asarray(bunch.target)

@@ -158,7 +158,7 @@ def _openml_source(config):
 
 def _looked_in(searched):
     if not searched:
-        return "nowhere (no --data-home was given)"
+        return "no folder (no --data-home was given)"
     return ", ".join(str(folder) for folder in searched)
 
 
