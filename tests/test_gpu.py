@@ -56,6 +56,23 @@ def test_bottleneck_trains_and_predicts_on_the_gpu(digits):
 
 
 @cuda
+def test_sample_weights_train_on_the_gpu(digits, helpers):
+    # The weights reach the device as the float32 tensor of the CPU path
+    # (they were numpy there once, which has no .to(device)); scaled by a
+    # power of two they train the same network.
+    X, y = digits
+    weights = np.linspace(0.5, 3.0, len(y))
+    fits = [
+        BottleneckClassifier(
+            (32, 2, 16), max_iter=3, alpha=0.0, device="cuda", random_state=0
+        ).fit(X, y, sample_weight=w)
+        for w in (weights, weights * 2.0**40)
+    ]
+    assert helpers.state_dicts_equal(fits[0].module_, fits[1].module_)
+    assert np.isfinite(fits[0].predict_proba(X)).all()
+
+
+@cuda
 @pytest.mark.parametrize("estimator", ["dae", "clf"])
 def test_conv_networks_refit_bit_identically_on_the_gpu(digits, estimator):
     # cuDNN is held to deterministic fp32 algorithms during fit and

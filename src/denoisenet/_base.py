@@ -1147,12 +1147,13 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         else:
             X_t = self._scaled_tensor(X)
         n = X_t.shape[0]
+        # A tensor from here on (``_prepare`` gives float64 numpy weights).
+        weights, weight_scale = _float32_weights(weights, targets)
         if device.type == "cuda" and _fits_on_gpu(X_t, device):
             # One copy up front beats a host-to-device transfer per batch.
             X_t = X_t.to(device)
             targets = None if targets is None else targets.to(device)
             weights = None if weights is None else weights.to(device)
-        weights, weight_scale = _float32_weights(weights, targets)
         indices = torch.arange(n, device="cpu")
         data = _training.TrainingData(
             X_t, indices, targets, weights, weight_scale, scale=scale

@@ -141,7 +141,7 @@ def _autoencoder_shape(operator):
 
 
 def _classifier_shape(operator):
-    check_is_fitted(operator.raw_operator)
+    # Fitted: _parse_classifier, which every classifier passes first, checks.
     if len(operator.outputs) == 1:  # the option transform=True
         n = operator.inputs[0].get_first_dimension()
         width = operator.raw_operator._code_width()
