@@ -667,6 +667,27 @@ def test_download_failure_explains(tmp_path, monkeypatch, no_system_dirs, error)
 
 
 @pytest.mark.usefixtures("no_system_dirs")
+def test_unwritable_cache_is_not_called_a_download_failure(tmp_path, monkeypatch):
+    # fetch_openml creates its cache folder first: a read-only HOME (no
+    # data_home) or a full disk fails there, before any network.
+    cache = tmp_path / "scikit_learn_data" / "openml"
+    error = PermissionError(13, "Permission denied", str(cache))
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(datasets._skdatasets, "fetch_openml", fail)
+    with pytest.raises(FileNotFoundError) as info:
+        load_mnist("test")
+    assert info.value.__cause__ is error
+    message = str(info.value)
+    assert "download from OpenML failed" not in message
+    written = f"could not be written ([Errno 13] Permission denied: '{cache}')"
+    assert f"OpenML's cache {written}" in message
+    assert "give data_home a folder you can write to" in message
+
+
+@pytest.mark.usefixtures("no_system_dirs")
 def test_openml_result_of_wrong_shape(monkeypatch):
     bunch = Bunch(data=np.zeros((100, 784)), target=np.zeros(100).astype(str))
     monkeypatch.setattr(datasets._skdatasets, "fetch_openml", lambda *a, **k: bunch)

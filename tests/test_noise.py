@@ -133,6 +133,7 @@ def test_get_feature_names_out(cls):
 # -- values and bounds ---------------------------------------------------------
 
 
+@pytest.mark.filterwarnings("ignore:X has values:UserWarning")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @quick
 @given(
@@ -197,6 +198,7 @@ def test_masking_only_original_or_value(dtype, data, fraction, value, seed):
     assert np.all((out == X) | (out == in_dtype(value, out)))
 
 
+@pytest.mark.filterwarnings("ignore:X has values:UserWarning")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @quick
 @given(
@@ -528,6 +530,7 @@ def test_invalid_parameter_raises_at_fit(cls, name, value):
         clone(est).fit_transform(X)
 
 
+@pytest.mark.filterwarnings("ignore:X has values:UserWarning")
 @pytest.mark.parametrize(
     "params",
     [
@@ -703,3 +706,28 @@ def test_parameters_set_after_fit_are_checked_at_transform(cls, name, value):
         noise.corrupt_tensor(torch.from_numpy(X), torch.Generator().manual_seed(0))
     noise.set_params(**{name: cls().get_params()[name]}).set_params(random_state=0)
     np.testing.assert_array_equal(noise.transform(X), expected)
+
+
+def test_gaussian_warns_when_images_lie_outside_clip():
+    # 0-255 pixels with the default clip=(0, 1) came back all 1.0, silently.
+    X = np.random.RandomState(0).randint(0, 256, (5, 12)).astype(np.uint8)
+    X[0, :2] = 0, 255
+    outside = r"from 0 to 255, outside clip=\(0.0, 1.0\)"
+    with pytest.warns(UserWarning, match=outside) as w:
+        GaussianPixelNoise(random_state=0).fit_transform(X)
+    # Pointed at the caller's line, not at scikit-learn's set_output wrapper.
+    assert [r.filename for r in w] == [__file__]
+    with pytest.warns(UserWarning, match="clip=\\(0, 255\\)") as w:
+        make_pipeline(GaussianPixelNoise(random_state=0)).fit_transform(X)
+    assert [r.filename for r in w] == [__file__]
+
+
+@pytest.mark.parametrize("clip", [(0, 255), None])
+def test_gaussian_quiet_for_images_inside_clip(clip):
+    X = np.random.RandomState(0).randint(0, 256, (5, 12)).astype(np.float32)
+    X[0, :2] = 0, 255
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = GaussianPixelNoise(20.0, clip=clip, random_state=0).fit_transform(X)
+        GaussianPixelNoise(random_state=0).fit_transform(X / 255)
+    assert not np.array_equal(out, X)

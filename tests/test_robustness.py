@@ -553,6 +553,7 @@ def assert_finite_array(out, shape, context=""):
 # -- hostile data: noise transformers -----------------------------------------
 
 
+@pytest.mark.filterwarnings("ignore:X has values:UserWarning")
 @fuzz(max_examples=450)
 @given(
     case=hostile_arrays(),

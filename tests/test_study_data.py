@@ -264,6 +264,23 @@ def test_download_cut_short(tmp_path, study_cli, monkeypatch):
     )
 
 
+def test_download_into_an_unwritable_cache(tmp_path, study_cli, monkeypatch):
+    cache = tmp_path / "openml"
+
+    def unwritable(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(cache))
+
+    monkeypatch.setattr(datasets, "FASHION_MNIST_SYSTEM_DIRS", [])
+    monkeypatch.setattr("sklearn.datasets.fetch_openml", unwritable)
+    argv = ["study", "--dataset", "mnist", "--download", "--data-home", str(tmp_path)]
+    status, _, stderr = study_cli.run([*argv, "--out", str(tmp_path / "out")])
+    study_cli.assert_error(
+        status, stderr, "OpenML's cache could not be written", str(cache)
+    )
+    assert "Pass --data-home a folder you can write to" in stderr
+    assert "from OpenML failed" not in stderr
+
+
 @pytest.fixture
 def fake_openml(monkeypatch):
     """fetch_openml returns a small MNIST-shaped set; returns its calls."""

@@ -15,6 +15,7 @@ import pickle
 import queue
 import re
 import reprlib
+import sys
 import threading
 import time
 import warnings
@@ -60,6 +61,7 @@ __all__ = [
     "interval",
     "one_of",
     "output_dtype",
+    "outside_stacklevel",
     "resolve_device",
     "resolve_image_shape",
     "seed_generators",
@@ -75,6 +77,29 @@ INPUT_DTYPES = [np.float32, np.float64, np.uint8]
 
 # Rows of 8-bit images that a pass over them (the range) reads at once.
 _RANGE_CHUNK_BYTES = 64 * 2**20
+
+
+_INTERNAL_FOLDERS = tuple(
+    os.path.dirname(module.__file__) + os.sep
+    for module in (__import__("denoisenet"), __import__("sklearn"))
+)
+
+
+def outside_stacklevel():
+    """The ``stacklevel`` that points a warning at the user's own line.
+
+    Counted from the function that calls this one (level 1) up to the first
+    frame outside denoisenet and scikit-learn, whose wrappers (set_output,
+    Pipeline) add frames of their own.
+    """
+    frame = sys._getframe(1)
+    level = 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(
+        _INTERNAL_FOLDERS
+    ):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 def output_dtype(X):

@@ -639,10 +639,17 @@ def _fetch_openml(spec, subset, data_home, searched):
     except (OSError, http.client.HTTPException) as exc:
         # A bare TimeoutError() says nothing: name its type.
         reason = str(exc) or type(exc).__name__
-        raise FileNotFoundError(
-            _not_found_message(
-                spec, subset, searched, f"the download from OpenML failed ({reason})"
+        if isinstance(exc, OSError) and exc.filename is not None:
+            # The cache's folder or file (unwritable, a full disk): no network
+            # problem, and a retry would fail the same way.
+            reason = (
+                f"OpenML's cache could not be written ({reason}); give "
+                "data_home a folder you can write to"
             )
+        else:
+            reason = f"the download from OpenML failed ({reason})"
+        raise FileNotFoundError(
+            _not_found_message(spec, subset, searched, reason)
         ) from exc
     data, target = np.asarray(bunch.data), np.asarray(bunch.target)
     n_total = _N_TRAIN + _N_TEST

@@ -6,6 +6,8 @@ Each class has one definition of its corruption, written in torch:
 torch batches inside its training loop, so the two paths cannot drift apart.
 """
 
+import warnings
+
 import numpy as np
 import torch
 from sklearn.base import (
@@ -22,6 +24,7 @@ from denoisenet._base import (
     as_tensor,
     check_params,
     interval,
+    outside_stacklevel,
     seed_generators,
     torch_generator,
 )
@@ -88,6 +91,7 @@ class _PixelNoise(DocLinkMixin, OneToOneFeatureMixin, TransformerMixin, BaseEsti
         X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
         if X.strides[0] < 0 or X.strides[1] < 0:
             X = np.ascontiguousarray(X)
+        self._check_input(X)
         generator = torch_generator(seed_generators(self.random_state)[0])
         return self._corrupt(as_tensor(X), generator).numpy()
 
@@ -118,6 +122,9 @@ class _PixelNoise(DocLinkMixin, OneToOneFeatureMixin, TransformerMixin, BaseEsti
     def _corrupt(self, X, generator):
         """The corruption itself, for parameters checked already."""
         raise NotImplementedError
+
+    def _check_input(self, X):
+        """Warn about input that the corruption would spoil; none here."""
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -223,6 +230,25 @@ class GaussianPixelNoise(_PixelNoise):
         self.std = std
         self.clip = clip
         self.random_state = random_state
+
+    def _check_input(self, X):
+        # Images of another range than clip's (0-255 pixels with the default
+        # clip=(0, 1), say) would come back as a wall of clipped pixels,
+        # clean ones included, without a word.
+        if self.clip is None or X.size == 0:
+            return
+        low, high = X.min(), X.max()
+        if low < self.clip[0] or high > self.clip[1]:
+            warnings.warn(
+                f"X has values from {low:g} to {high:g}, outside "
+                f"clip={tuple(self.clip)}: GaussianPixelNoise clips the noisy "
+                "images to clip, so those pixels are lost even where the "
+                "noise is small. Set clip to the range of your images (for "
+                "0-255 pixels, clip=(0, 255) and std in grey levels), "
+                "clip=None, or scale X to [0, 1].",
+                UserWarning,
+                stacklevel=outside_stacklevel(),
+            )
 
     def _corrupt(self, X, generator):
         noisy = _draw("normal", X, generator).mul_(self.std).add_(X)

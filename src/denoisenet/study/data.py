@@ -183,6 +183,16 @@ def _not_found(config, subset, searched):
 def _download_failed(config, searched, exc):
     spec = _spec(config)
     cause = exc.__cause__ or exc
+    if isinstance(cause, OSError) and cause.filename is not None:
+        # OpenML's cache folder or file could not be written (a read-only
+        # HOME, a full disk): no network problem, and a retry fails the same.
+        return (
+            f"cannot load {config.dataset}: no IDX files in "
+            f"{_looked_in(searched)}, and OpenML's cache could not be written "
+            f"({one_line(cause)}). Pass --data-home a folder you can write to, "
+            f"or put the four IDX files ({_ALL_FILES}) into a folder and pass "
+            "it as --data-home"
+        )
     return (
         f"cannot load {config.dataset}: no IDX files in {_looked_in(searched)}, "
         f"and the download of {spec.openml_name!r} from OpenML failed "
