@@ -412,6 +412,23 @@ def test_non_finite_loss_raises_and_leaves_the_estimator_unfitted(data, helpers)
     assert vars(clf).keys() == clf.get_params(deep=False).keys()
 
 
+def test_a_huge_neighbor_weight_is_named(data):
+    X, y = data
+    # Beyond float32: refused before training (it made a NaN loss that was
+    # blamed on learning_rate_init).
+    clf = make_clf(neighbor_weight=1e300)
+    with pytest.raises(ValueError, match="'neighbor_weight' .* too large .*1e\\+300"):
+        clf.fit(X, y)
+    assert vars(clf).keys() == clf.get_params(deep=False).keys()
+    # Within float32 but large enough to overflow the loss: the advice names it.
+    clf = make_clf(neighbor_weight=1e38)
+    with pytest.raises(
+        NonFiniteLossError, match="smaller neighbor_weight \\(it is 1e\\+38\\)"
+    ):
+        clf.fit(X, y)
+    assert vars(clf).keys() == clf.get_params(deep=False).keys()
+
+
 def test_non_finite_loss_in_a_warm_refit_keeps_the_previous_fit(data, helpers):
     X, y = data
     clf = make_clf(max_iter=3).fit(X, y)

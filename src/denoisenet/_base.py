@@ -1085,9 +1085,13 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
             raise _training.NonFiniteLossError(
                 f"Training diverged: after epoch {history.n_iter} the network's "
                 "weights (or its output on the training data) are not finite. The "
-                "estimator is left as it was before this call. Try a smaller "
-                "learning_rate_init, or check the data for extreme values."
+                f"estimator is left as it was before this call. "
+                f"{self._divergence_advice()}"
             )
+
+    def _divergence_advice(self):
+        """What a diverged fit asks the user to change."""
+        return _training.DIVERGENCE_ADVICE
 
     def _architecture_kwargs(self):
         """The network arguments that ``architecture`` decides."""

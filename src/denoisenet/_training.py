@@ -33,6 +33,11 @@ class NonFiniteLossError(FloatingPointError, ValueError):
     """The training loss became NaN or infinite."""
 
 
+DIVERGENCE_ADVICE = (
+    "Try a smaller learning_rate_init, or check the data for extreme values."
+)
+
+
 @dataclass
 class Objective:
     """What an estimator optimises.
@@ -55,6 +60,8 @@ class Objective:
     corrupt: Callable | None = None
     validation_score: Callable | None = None
     fused_step: Callable | None = None
+    # What a non-finite loss asks the user to change.
+    advice: str = DIVERGENCE_ADVICE
 
 
 @dataclass
@@ -770,8 +777,7 @@ def train(
                 if not math.isfinite(loss):
                     raise NonFiniteLossError(
                         f"The training loss became {loss} in epoch "
-                        f"{history.n_iter + 1}. Try a smaller learning_rate_init, "
-                        "or check the data for extreme values."
+                        f"{history.n_iter + 1}. {objective.advice}"
                     )
                 score = _validate(module, objective, data) if early_stopping else None
             except KeyboardInterrupt:

@@ -13,6 +13,7 @@ from sklearn.utils.validation import (
 )
 
 from denoisenet._base import (
+    _FLOAT32_MAX,
     BOOL,
     INPUT_DTYPES,
     Domain,
@@ -718,7 +719,26 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
             return value
 
         corrupt = training_corruption(self._resolved_noise(n_samples))
-        return Objective(loss, corrupt, _accuracy)
+        return Objective(loss, corrupt, _accuracy, advice=self._divergence_advice())
+
+    def _divergence_advice(self):
+        if self.neighbor_weight > 1:
+            # The neighbour term's gradients grow with its weight.
+            return (
+                "Try a smaller neighbor_weight (it is "
+                f"{float(self.neighbor_weight):g}) or learning_rate_init, or "
+                "check the data for extreme values."
+            )
+        return super()._divergence_advice()
+
+    def _check_optimizer_scalars(self, rows):
+        super()._check_optimizer_scalars(rows)
+        if self.neighbor_weight > _FLOAT32_MAX:
+            raise ValueError(
+                "The 'neighbor_weight' parameter of BottleneckClassifier is too "
+                "large for float32 training (at most 3.4e+38). Got "
+                f"{self.neighbor_weight!r} instead."
+            )
 
     # -- public methods ----------------------------------------------------
 
