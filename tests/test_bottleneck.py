@@ -417,13 +417,13 @@ def test_a_huge_neighbor_weight_is_named(data):
     # Beyond float32: refused before training (it made a NaN loss that was
     # blamed on learning_rate_init).
     clf = make_clf(neighbor_weight=1e300)
-    with pytest.raises(ValueError, match="'neighbor_weight' .* too large .*1e\\+300"):
+    with pytest.raises(ValueError, match=r"'neighbor_weight' .* too large .*1e\+300"):
         clf.fit(X, y)
     assert vars(clf).keys() == clf.get_params(deep=False).keys()
     # Within float32 but large enough to overflow the loss: the advice names it.
     clf = make_clf(neighbor_weight=1e38)
     with pytest.raises(
-        NonFiniteLossError, match="smaller neighbor_weight \\(it is 1e\\+38\\)"
+        NonFiniteLossError, match=r"smaller neighbor_weight \(it is 1e\+38\)"
     ):
         clf.fit(X, y)
     assert vars(clf).keys() == clf.get_params(deep=False).keys()

@@ -140,6 +140,16 @@ def test_plot_embedding_scatters_every_point_by_class():
     assert len(colours) == 4
 
 
+@pytest.mark.parametrize("n_classes", [10, 20, 25, 60])
+def test_every_class_gets_a_colour_of_its_own(n_classes):
+    # tab20 repeated its colours beyond 20 classes: two classes looked like one.
+    rng = np.random.default_rng(0)
+    y = np.arange(3 * n_classes) % n_classes
+    ax = plot_embedding(rng.normal(size=(len(y), 2)), y)
+    colours = {tuple(c.get_facecolor()[0]) for c in ax.collections}
+    assert len(colours) == n_classes
+
+
 def test_plot_embedding_class_names_and_given_axes():
     ax = Figure().add_subplot()
     Z, y = np.arange(12.0).reshape(6, 2), np.array([2, 1, 2, 1, 2, 1])

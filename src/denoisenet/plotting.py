@@ -163,6 +163,20 @@ def plot_digits(
     return fig
 
 
+def _class_colours(n_classes):
+    """One distinct colour per class: tab10 or tab20, else a spectrum.
+
+    Beyond 20 classes tab20 would repeat its colours, and two classes would
+    look like one: the colours are then spread evenly over a rainbow map.
+    """
+    from matplotlib import colormaps
+
+    if n_classes <= 20:
+        cmap = colormaps["tab10" if n_classes <= 10 else "tab20"]
+        return [cmap(k) for k in range(n_classes)]
+    return [tuple(c) for c in colormaps["turbo"](np.linspace(0, 1, n_classes))]
+
+
 def plot_embedding(Z, y, *, ax=None, title=None, class_names=None, classes=None):
     """Scatter a 2-D map of the data, one colour per class, with a legend.
 
@@ -230,9 +244,7 @@ def plot_embedding(Z, y, *, ax=None, title=None, class_names=None, classes=None)
         )
     if ax is None:
         ax = _new_axes((6.0, 5.0))
-    from matplotlib import colormaps
-
-    cmap = colormaps["tab10" if len(classes) <= 10 else "tab20"]
+    colours = _class_colours(len(classes))
     # Small, slightly transparent points keep 5,000 of them readable.
     size = 4 if len(Z) > 2000 else 10
     for k, label in enumerate(classes):
@@ -244,7 +256,7 @@ def plot_embedding(Z, y, *, ax=None, title=None, class_names=None, classes=None)
             s=size,
             alpha=0.7,
             linewidths=0,
-            color=cmap(k % cmap.N),
+            color=colours[k],
             label=name,
         )
     # Outside the map, where it hides no points (and "best" would have to
@@ -330,12 +342,10 @@ def plot_class_regions(
     regions = classifier.decode(grid).argmax(axis=1).reshape(resolution, resolution)
     if ax is None:
         ax = _new_axes((6.5, 5.0))
-    from matplotlib import colormaps
     from matplotlib.colors import ListedColormap
 
     n_classes = len(classifier.classes_)
-    cmap = colormaps["tab10" if n_classes <= 10 else "tab20"]
-    colours = ListedColormap([cmap(k % cmap.N) for k in range(n_classes)])
+    colours = ListedColormap(_class_colours(n_classes))
     ax.imshow(
         regions,
         origin="lower",
