@@ -171,6 +171,8 @@ class GaussianPixelNoise(_PixelNoise):
         pixels in [0, 1], 0.2 is clearly visible, 0.5 is heavy).
     clip : tuple of (float, float) or None, default=(0.0, 1.0)
         Bounds that the noisy pixels are clipped to; None does not clip.
+        :meth:`transform` warns when ``X`` itself reaches beyond them (0-255
+        pixels with the default, say).
     random_state : int, RandomState instance, Generator or None, default=None
         None draws fresh noise on every call; an int draws the same noise
         for the same input on every call (so ``fit_transform`` equals
