@@ -815,8 +815,10 @@ def test_zero_weights_drop_rows_from_the_loss(data):
         (np.r_[-1.0, np.ones(149)], "non-negative"),
         (np.r_[np.nan, np.ones(149)], "finite"),
         (np.ones(149), "shape"),
+        # Numpy dropped the imaginary part with a ComplexWarning only.
+        (np.full(150, 1 + 5j), "Complex data not supported"),
     ],
-    ids=["all-zero", "negative", "nan", "wrong-length"],
+    ids=["all-zero", "negative", "nan", "wrong-length", "complex"],
 )
 def test_invalid_sample_weight_is_an_error(data, helpers, weights, message):
     X, y = data
@@ -1428,3 +1430,25 @@ def test_images_all_alike_fit_without_a_warning(value):
         warnings.simplefilter("error")
         clf = make_clf(max_iter=50, tol=1.0).fit(X, y)
     assert clf.predict(X).shape == (60,)
+
+
+@pytest.mark.parametrize(
+    "weighting",
+    [{"sample_weight": np.ones(50)}, {"class_weight": {0: 1.0, 1: 2.0, 2: 1.0}}],
+    ids=["sample_weight", "class_weight"],
+)
+def test_a_partial_fit_batch_of_one_class_may_be_weighted(data, weighting):
+    # Streamed batches may hold one class (classes= names them all); with
+    # weights this was refused ("fewer than 2 classes with positive weight").
+    X, y = data
+    one = y == y[0]
+    clf = make_clf(class_weight=weighting.get("class_weight"))
+    fit_kwargs = {k: v for k, v in weighting.items() if k == "sample_weight"}
+    clf.partial_fit(X[one][:50], y[one][:50], classes=np.unique(y), **fit_kwargs)
+    clf.partial_fit(X[one][:50], y[one][:50], **fit_kwargs)
+    assert clf.n_iter_ == 2
+    # A fit from scratch still needs two classes.
+    with pytest.raises(ValueError, match="2 classes"):
+        make_clf(class_weight=weighting.get("class_weight")).fit(
+            X, y, sample_weight=np.where(one, 1.0, 0.0)
+        )

@@ -1,5 +1,7 @@
 """scikit-learn's callback API over the epochs, and Checkpoint."""
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -242,3 +244,94 @@ def test_checkpoint_never_overwrites_a_file_put_over_its_own(small_digits, tmp_p
     loaded = pickle.loads(pickle.dumps(dae))
     loaded.fit(X)  # no file there: it writes, and then may replace its own
     loaded.fit(X)
+
+
+class Raiser(Recorder):
+    """Raises ``error`` at the end of epoch ``at`` (or in teardown)."""
+
+    def __init__(self, error, at=None, in_teardown=False):
+        super().__init__()
+        self.error, self.at, self.in_teardown = error, at, in_teardown
+
+    def teardown(self, estimator, context):
+        super().teardown(estimator, context)
+        if self.in_teardown:
+            raise self.error
+
+    def on_fit_task_end(self, estimator, context, *, fitted_estimator):
+        super().on_fit_task_end(estimator, context, fitted_estimator=fitted_estimator)
+        if context.task_name == "epoch" and len(self.events) and self.at is not None:
+            if self.events.count("end epoch") == self.at:
+                raise self.error
+        return False
+
+
+def test_ctrl_c_in_a_callback_keeps_the_completed_epochs(small_digits):
+    # The epoch's task was ended a second time (with no estimator), the
+    # callback raised again there, and the whole fit was rolled back.
+    X, _ = small_digits
+    raiser = Raiser(KeyboardInterrupt, at=2)
+    dae = _dae(max_iter=5, tol=0).set_callbacks(raiser)
+    with pytest.warns(UserWarning, match="interrupted by the user after 2 epoch"):
+        dae.fit(X)
+    assert dae.n_iter_ == 2 and dae.interrupted_
+    assert raiser.events.count("end epoch") == 2
+    assert raiser.events[-2:] == ["end fit", "teardown"]
+
+
+def test_a_failing_teardown_rolls_the_fit_back(small_digits):
+    # fit raised, but kept the new model (and scikit-learn's context).
+    X, _ = small_digits
+    dae = _dae(max_iter=2).fit(X)
+    dae.set_callbacks(Raiser(ValueError("teardown failed"), in_teardown=True))
+    names, output = set(vars(dae)), dae.transform(X)
+    with pytest.raises(ValueError, match="teardown failed"):
+        dae.set_params(max_iter=3).fit(X[:100])
+    assert set(vars(dae)) == names
+    assert dae.n_iter_ == 2
+    np.testing.assert_array_equal(dae.transform(X), output)
+
+
+class Keeper(Recorder):
+    """Keeps every epoch's fitted estimator."""
+
+    def on_fit_task_end(self, estimator, context, *, fitted_estimator):
+        if context.task_name == "epoch" and fitted_estimator is not None:
+            self.kept = [*getattr(self, "kept", []), fitted_estimator]
+        return False
+
+
+@pytest.mark.parametrize("refit", [False, True])
+def test_each_epochs_fitted_estimator_is_a_model_of_its_own(small_digits, refit):
+    # It could not be pickled or trained further (no optimizer state), and
+    # on a refit it paired the previous fit's network with the new one's
+    # arguments (an UnpicklingError when the network changed).
+    X, _ = small_digits
+    keeper = Keeper()
+    dae = _dae(max_iter=3, tol=0)
+    if refit:
+        dae.fit(X[:, :32])  # another number of features: another network
+    dae.set_callbacks(keeper).fit(X)
+    assert [est.n_iter_ for est in keeper.kept] == [1, 2, 3]
+    last = pickle.loads(pickle.dumps(keeper.kept[-1]))
+    np.testing.assert_array_equal(last.transform(X), dae.transform(X))
+    assert not last.interrupted_
+    # Trained further, it continues from that epoch, Adam's moments included.
+    continued = keeper.kept[1].set_callbacks().partial_fit(X)
+    twin = _dae(max_iter=2, tol=0).fit(X).partial_fit(X)
+    np.testing.assert_array_equal(continued.transform(X), twin.transform(X))
+
+
+def test_a_fit_from_its_own_callback_is_named(small_digits):
+    X, _ = small_digits
+
+    class Refit(Recorder):
+        def on_fit_task_end(self, estimator, context, *, fitted_estimator):
+            if context.task_name == "epoch":
+                estimator.fit(X)
+            return False
+
+    dae = _dae(max_iter=2).set_callbacks(Refit())
+    with pytest.raises(RuntimeError, match="code that runs during its fit"):
+        dae.fit(X)
+    assert not hasattr(dae, "n_iter_")

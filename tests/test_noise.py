@@ -440,6 +440,24 @@ def test_corrupt_tensor_needs_no_fit_and_keeps_its_input(cls, dtype):
     assert torch.equal(out, again)
 
 
+@noise_classes
+@pytest.mark.parametrize(
+    ("X", "generator", "message"),
+    [
+        (np.zeros((2, 3)), None, "takes a torch.Tensor, got ndarray"),
+        (torch.zeros(2, 3, dtype=torch.int64), None, "floating-point .* torch.int64"),
+        (torch.zeros(2, 3, dtype=torch.bool), None, "floating-point .* torch.bool"),
+        (torch.zeros(2, 3), 0, "generator must be a torch.Generator or None, got int"),
+    ],
+    ids=["array", "int64", "bool", "int-generator"],
+)
+def test_corrupt_tensor_names_what_it_takes(cls, X, generator, message):
+    # torch's own errors ("normal_kernel_cpu" not implemented for 'Long').
+    with pytest.raises(TypeError, match=f"corrupt_tensor|{message}") as info:
+        strong(cls).corrupt_tensor(X, generator)
+    assert re.search(message, str(info.value))
+
+
 # -- the caller's data is never modified -------------------------------------
 
 

@@ -958,7 +958,10 @@ INVALID_DEVICE = st.one_of(
     st.just(torch.device("meta")),
 )
 INVALID_NOISE = st.one_of(
-    invalid_reals().filter(lambda v: v is not None),
+    # None (no noise) and 'auto' are valid values of noise.
+    invalid_reals().filter(
+        lambda v: v is not None and not (isinstance(v, str) and v == "auto")
+    ),
     st.sampled_from([GaussianPixelNoise, StandardScaler(), [0.2], "gaussian"]),
 )
 
@@ -2223,6 +2226,112 @@ def test_cli_parser_exits_cleanly_or_gives_a_valid_namespace(argv, lead, extra):
     assert isinstance(args.out, str)
     assert args.data_home is None or isinstance(args.data_home, str)
     assert isinstance(args.quiet, bool)
+
+
+# -- failed calls change nothing, and name their cause --------------------------
+
+SMALL = {
+    DenoisingAutoencoder: {"hidden_layer_sizes": (16, 4, 16)},
+    BottleneckClassifier: {"hidden_layer_sizes": (16, 2, 8)},
+}
+
+
+def small(cls, **params):
+    return cls(**{**SMALL[cls], "max_iter": 2, "random_state": 0, **params})
+
+
+def fit_args(cls, X, y):
+    return (X, y) if cls is BottleneckClassifier else (X,)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("cls", list(SMALL))
+@pytest.mark.parametrize("how", ["partial_fit", "warm_start"])
+def test_new_data_beyond_the_learned_scaling_is_named(cls, how, small_digits):
+    # partial_fit and warm_start keep the first fit's range; data far beyond
+    # it overflowed the float32 scaling (a numpy RuntimeWarning, then a NaN
+    # loss blamed on learning_rate_init, or scikit-learn's "contains infinity"
+    # from the neighbour search).
+    X, y = small_digits
+    est = small(cls, warm_start=how == "warm_start").fit(*fit_args(cls, X * 16, y))
+    before = pickle.dumps(est)
+    X_far = X * 16
+    X_far[0, 0] = 1e300
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(ValueError, match=r"from 0 to 1e\+300, which the scaling"):
+            getattr(est, "fit" if how == "warm_start" else how)(
+                *fit_args(cls, X_far, y)
+            )
+        # Prediction names it too, without numpy's overflow warning first.
+        with pytest.raises(ValueError, match="too far outside the range seen in fit"):
+            est.transform(X_far)
+    assert pickle.dumps(est) == before
+
+
+@pytest.mark.parametrize("cls", list(SMALL))
+@pytest.mark.parametrize("kind", ["RandomState", "Generator"])
+def test_a_failed_fit_leaves_a_random_state_instance_as_it_was(cls, kind, small_digits):
+    # The seeds were drawn before later checks (here alpha's float32 range;
+    # the early-stopping split is another), so a failed fit advanced the
+    # user's generator.
+    X, y = small_digits
+
+    def generator():
+        return (
+            np.random.RandomState(0)
+            if kind == "RandomState"
+            else np.random.default_rng(0)
+        )
+
+    est = small(cls, random_state=generator(), alpha=1e300)
+    before = pickle.dumps(est)
+    with pytest.raises(ValueError, match="'alpha' parameter"):
+        est.fit(*fit_args(cls, X, y))
+    assert pickle.dumps(est) == before
+    # So the next fit is the one a fresh generator gives.
+    est.set_params(alpha=1e-4).fit(*fit_args(cls, X, y))
+    twin = small(cls, random_state=generator(), alpha=1e-4).fit(*fit_args(cls, X, y))
+    assert fitted_state_equal(est, twin)
+
+
+def fitted_state_equal(a, b):
+    sa, sb = a.module_.state_dict(), b.module_.state_dict()
+    return all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.mark.parametrize("cls", list(SMALL))
+@pytest.mark.parametrize(
+    ("noise", "name"),
+    [
+        (MaskingNoise(value=1e300), "value"),
+        (SaltAndPepperNoise(high=-1e300), "high"),
+        (GaussianPixelNoise(std=1e300, clip=None), "std"),
+    ],
+)
+def test_training_noise_beyond_float32_is_named(cls, noise, name, small_digits):
+    # Valid for float64 images, but the network trains in float32: the
+    # corrupted pixels were infinite and the NaN loss blamed the learning rate.
+    X, y = small_digits
+    est = small(cls, noise=noise)
+    with pytest.raises(ValueError, match=f"'{name}' parameter of the noise"):
+        est.fit(*fit_args(cls, X, y))
+    assert vars(est).keys() == est.get_params(deep=False).keys()
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_clipped_noise_of_any_std_trains(small_digits):
+    X, _ = small_digits
+    small(DenoisingAutoencoder, noise=GaussianPixelNoise(std=1e300)).fit(X)
+
+
+@pytest.mark.parametrize("cls", list(SMALL))
+def test_divergence_from_a_huge_alpha_names_alpha(cls, small_digits):
+    X, y = small_digits
+    with pytest.raises(
+        _training.NonFiniteLossError, match=r"smaller alpha \(it is 1e\+38\)"
+    ):
+        small(cls, alpha=1e38).fit(*fit_args(cls, X, y))
 
 
 # -- the count ----------------------------------------------------------------

@@ -161,6 +161,23 @@ def seed_generators(random_state, n=1, salt=0):
     return [int(s) for s in rng.integers(0, 2**63 - 1, size=n)]
 
 
+def _rng_state(random_state):
+    """The state of a RandomState or Generator instance; None for others."""
+    if isinstance(random_state, np.random.RandomState):
+        return random_state.get_state()
+    if isinstance(random_state, np.random.Generator):
+        return random_state.bit_generator.state
+    return None
+
+
+def _set_rng_state(random_state, state):
+    """Put back a state that :func:`_rng_state` returned."""
+    if isinstance(random_state, np.random.RandomState):
+        random_state.set_state(state)
+    elif isinstance(random_state, np.random.Generator):
+        random_state.bit_generator.state = state
+
+
 def as_tensor(X):
     """A tensor sharing memory with the numpy array ``X``.
 
@@ -656,8 +673,9 @@ def _float32_weights(weights, targets):
     return torch.from_numpy(scaled), math.ldexp(1.0, 1 - int(exponent))
 
 
-# The estimators whose fit or partial_fit is running, in any thread.
-_fitting = weakref.WeakSet()
+# The estimators whose fit or partial_fit is running, with the thread that
+# runs it.
+_fitting = weakref.WeakKeyDictionary()
 _fitting_lock = threading.Lock()
 
 
@@ -673,18 +691,25 @@ def _one_fit_at_a_time(estimator):
     with _fitting_lock:
         if estimator in _fitting:
             name = type(estimator).__name__
+            if _fitting[estimator] == threading.get_ident():
+                raise RuntimeError(
+                    f"This {name} is being fitted already: code that runs "
+                    "during its fit (a callback, say) called fit or "
+                    "partial_fit on it. Fit a clone "
+                    "(sklearn.base.clone(estimator)) instead."
+                )
             raise RuntimeError(
                 f"This {name} is already being fitted (fit or partial_fit) in "
                 "another thread; two fits of one estimator at once would mix "
                 "their states. Fit a clone in each thread "
                 "(sklearn.base.clone(estimator))."
             )
-        _fitting.add(estimator)
+        _fitting[estimator] = threading.get_ident()
     try:
         yield
     finally:
         with _fitting_lock:
-            _fitting.discard(estimator)
+            _fitting.pop(estimator, None)
 
 
 #: Inference batches keep the widest dense layer's float32 rows within this
@@ -848,9 +873,36 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         low, span = self.data_min_, self.data_range_
         if low == 0.0 and span == 1.0 and X.dtype == np.float32:
             return as_tensor(X)
-        scaled = np.subtract(X, low, dtype=np.float32)
-        scaled /= np.float32(span)
+        # Values beyond float32 become infinite here without a numpy warning:
+        # fit checks the range first, and prediction names them when the
+        # output is not finite.
+        with np.errstate(over="ignore", invalid="ignore"):
+            scaled = np.subtract(X, low, dtype=np.float32)
+            scaled /= np.float32(span)
         return torch.from_numpy(scaled)
+
+    def _check_scaled_range(self, X):
+        """Raise ValueError where the learned scaling takes X beyond float32.
+
+        ``partial_fit`` and ``warm_start`` keep the range of the first fit;
+        new data far outside it would become infinite in the float32
+        scaling, and the loss NaN (or a neighbour search fail on it).
+        """
+        if X.size == 0:
+            return
+        if X.dtype == np.uint8:
+            low, high = _uint8_range(X)
+        else:
+            low, high = float(np.min(X)), float(np.max(X))
+        with np.errstate(over="ignore"):
+            scaled = [(v - self.data_min_) / self.data_range_ for v in (low, high)]
+        if not max(abs(v) for v in scaled) <= _FLOAT32_MAX:
+            raise ValueError(
+                f"X has values from {low:g} to {high:g}, which the scaling "
+                f"learned in the first fit ((X - {self.data_min_:g}) / "
+                f"{self.data_range_:g}) takes beyond float32, which the network "
+                "computes in; scale X like the data of the first fit."
+            )
 
     def _learn_range(self, X):
         if X.dtype == np.uint8:
@@ -882,10 +934,23 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
             # Before the snapshot: a failed fit keeps what the callbacks'
             # teardown needs (scikit-learn >= 1.9's set_callbacks).
             max_epochs = 1 if incremental else self.max_iter
+            # What a callback teardown that fails half-way leaves is undone
+            # with this one.
+            original = self.__dict__.copy()
             epochs = callbacks.EpochTasks(self, max_epochs, X, y, sample_weight)
             # A failed fit must leave the estimator as it was: validate_data and
             # the commit below write attributes, so they are rolled back together.
             before = self.__dict__.copy()
+            # A RandomState or Generator given as random_state advances with
+            # every fit: a failed one must not move it either.
+            random_state = self.random_state
+            rng_before = _rng_state(random_state)
+
+            def roll_back(state):
+                self.__dict__.clear()
+                self.__dict__.update(state)
+                _set_rng_state(random_state, rng_before)
+
             try:
                 # A fit called inside the caller's torch.no_grad() or
                 # inference_mode() still needs gradients, and weights that later
@@ -895,13 +960,22 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
                         X, y, incremental, sample_weight, classes, epoch_end=epochs
                     )
                 epochs.finish()
-                return self
             except BaseException:
-                self.__dict__.clear()
-                self.__dict__.update(before)
+                roll_back(before)
+                try:
+                    epochs.teardown()
+                except Exception:
+                    # The fit's own error is the one to report.
+                    roll_back(original)
                 raise
-            finally:
+            # A callback whose teardown fails fails the fit: it is rolled
+            # back like any other failure.
+            try:
                 epochs.teardown()
+            except BaseException:
+                roll_back(original)
+                raise
+            return self
 
     def _fit_unguarded(self, X, y, incremental, sample_weight, classes, epoch_end):
         self._check_params()
@@ -916,13 +990,20 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
             self._check_network_fits(self._network_args, device, TRAINING_COPIES)
         else:
             self._check_same_network()
+            self._check_scaled_range(X)
         salt = self.n_iter_ if reuse else 0
         init_seed, shuffle_seed, noise_seed, split_seed = seed_generators(
             self.random_state, 4, salt=salt
         )
         early_stopping = self._uses_early_stopping(X) and not incremental
         data = self._training_data(
-            X, targets, weights, early_stopping, split_seed, device
+            X,
+            targets,
+            weights,
+            early_stopping,
+            split_seed,
+            device,
+            reuse or incremental,
         )
         self._add_training_graph(data, split_seed)
         module = self._module(reuse, init_seed, device)
@@ -1090,8 +1171,26 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
             )
 
     def _divergence_advice(self):
-        """What a diverged fit asks the user to change."""
-        return _training.DIVERGENCE_ADVICE
+        """What a diverged fit asks the user to change.
+
+        Besides the learning rate, the loss weights that are large enough to
+        be the cause (above 1) are named with their values.
+        """
+        large = [
+            f"{name} (it is {float(value):g})"
+            for name, value in self._loss_weights().items()
+            if value > 1
+        ]
+        if not large:
+            return _training.DIVERGENCE_ADVICE
+        return (
+            f"Try a smaller {' or '.join(large)} or learning_rate_init, or check "
+            "the data for extreme values."
+        )
+
+    def _loss_weights(self):
+        """The parameters that weigh terms of the loss, by name."""
+        return {"alpha": self.alpha}
 
     def _architecture_kwargs(self):
         """The network arguments that ``architecture`` decides."""
@@ -1165,7 +1264,9 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         mean = float(data.weights[data.indices].mean()) / data.weight_scale
         return rows * mean if mean > 0 else rows
 
-    def _training_data(self, X, targets, weights, early_stopping, seed, device):
+    def _training_data(
+        self, X, targets, weights, early_stopping, seed, device, later=False
+    ):
         scale = None
         if X.dtype == np.uint8:
             # 8-bit images (a memmap of a data set larger than memory, say)
@@ -1177,7 +1278,9 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
             X_t = self._scaled_tensor(X)
         n = X_t.shape[0]
         # A tensor from here on (``_prepare`` gives float64 numpy weights).
-        weights, weight_scale = _float32_weights(weights, targets)
+        # A classifier's fit from scratch needs two classes of positive
+        # weight; a partial_fit batch or a warm-start refit may hold one.
+        weights, weight_scale = _float32_weights(weights, None if later else targets)
         if device.type == "cuda" and _fits_on_gpu(X_t, device):
             # One copy up front beats a host-to-device transfer per batch.
             X_t = X_t.to(device)
@@ -1469,6 +1572,15 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         return module.eval()
 
     # -- persistence --------------------------------------------------------
+
+    def __copy__(self):
+        # A shallow copy as for any object, not through the pickled state
+        # below: scikit-learn's callbacks copy the estimator in the middle of
+        # a fit, when a refit's new network arguments sit beside the
+        # previous fit's network (the copy then gets the new network).
+        new = type(self).__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
 
     def __getstate__(self):
         state = super().__getstate__()

@@ -738,7 +738,7 @@ def train(
     are restored. Ctrl-C keeps the last completed epoch, warns and sets
     ``history.interrupted`` (or, when no epoch was completed, restores the
     weights and re-raises). A non-finite loss raises
-    :class:`NonFiniteLossError`. ``epoch_end(module, history)``, if given,
+    :class:`NonFiniteLossError`. ``epoch_end(module, optimizer, history)``, if given,
     runs after every epoch and stops training by returning True.
     ``threads``, if given, is a context manager entered for the whole loop
     whose ``check()`` runs before every epoch and every step (a thread
@@ -791,7 +791,7 @@ def train(
                 if _record(history, loss, score, schedule.tol) and early_stopping:
                     best = copy.deepcopy(module.state_dict())
                 progress.update(history)
-                if epoch_end is not None and epoch_end(module, history):
+                if epoch_end is not None and epoch_end(module, optimizer, history):
                     break
                 if _stalled(history, schedule) and not _decay(
                     optimizer, history, schedule

@@ -293,6 +293,7 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
             corrupt,
             validation_score,
             fused_step=DenseSquaredErrorStep(),
+            advice=self._divergence_advice(),
         )
 
     # -- public methods ----------------------------------------------------

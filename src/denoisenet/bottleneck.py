@@ -591,11 +591,15 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
                 f"{self.classes_.tolist()}."
             )
         targets = np.searchsorted(self.classes_, y).astype(np.int64)
-        weights = self._sample_weight(sample_weight, y)
-        weights = self._apply_class_weight(weights, targets, incremental)
+        # A fit from scratch needs two classes of positive weight; a
+        # partial_fit batch (classes= names them all) or a warm-start refit
+        # may hold one, weighted or not, as without weights.
+        two_classes = not (reuse or incremental)
+        weights = self._sample_weight(sample_weight, y, two_classes)
+        weights = self._apply_class_weight(weights, targets, incremental, two_classes)
         return X, torch.from_numpy(targets), weights
 
-    def _apply_class_weight(self, weights, targets, incremental):
+    def _apply_class_weight(self, weights, targets, incremental, two_classes=True):
         """Sample weights times the weights of the samples' classes."""
         if self.class_weight is None:
             return weights
@@ -629,7 +633,12 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
                 "sample_weight times class_weight is infinite for some samples "
                 "(beyond float64's 1.8e+308); rescale the weights."
             )
-        if len(np.unique(targets[weights > 0])) < 2:
+        if not np.any(weights > 0):
+            raise ValueError(
+                "class_weight and sample_weight give every sample zero weight; "
+                "give at least one sample some positive weight."
+            )
+        if two_classes and len(np.unique(targets[weights > 0])) < 2:
             raise ValueError(
                 "class_weight and sample_weight leave fewer than 2 classes with "
                 "positive weight; BottleneckClassifier needs at least 2 classes."
@@ -655,16 +664,23 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
             )
         return classes
 
-    def _sample_weight(self, sample_weight, y):
+    def _sample_weight(self, sample_weight, y, two_classes=True):
         if sample_weight is None:
             return None
         try:
-            weights = np.asarray(sample_weight, dtype=np.float64)
+            weights = np.asarray(sample_weight)
+            # Complex weights would lose their imaginary part with only
+            # numpy's ComplexWarning (scikit-learn refuses them).
+            complex_weights = np.iscomplexobj(weights)
+            if not complex_weights:
+                weights = np.asarray(weights, dtype=np.float64)
         except (TypeError, ValueError) as exc:
             raise ValueError(
                 "sample_weight must be a number or an array-like of numbers of "
                 f"shape ({y.shape[0]},); got {type(sample_weight).__name__}."
             ) from exc
+        if complex_weights:
+            raise ValueError("Complex data not supported in sample_weight.")
         if weights.ndim == 0:
             # One number weighs every sample alike, as in scikit-learn.
             weights = np.full(y.shape, weights)
@@ -676,10 +692,11 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
             raise ValueError("sample_weight must be finite and non-negative.")
         if not np.any(weights > 0):
             raise ValueError(
-                "sample_weight is zero for every sample; give at least two "
-                "classes some positive weight."
+                "sample_weight is zero for every sample; give "
+                f"{'at least two classes' if two_classes else 'some samples'} "
+                "some positive weight."
             )
-        if len(np.unique(y[weights > 0])) < 2:
+        if two_classes and len(np.unique(y[weights > 0])) < 2:
             raise ValueError(
                 "sample_weight leaves fewer than 2 classes with positive weight; "
                 "BottleneckClassifier needs at least 2 classes."
@@ -721,15 +738,8 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         corrupt = training_corruption(self._resolved_noise(n_samples))
         return Objective(loss, corrupt, _accuracy, advice=self._divergence_advice())
 
-    def _divergence_advice(self):
-        if self.neighbor_weight > 1:
-            # The neighbour term's gradients grow with its weight.
-            return (
-                "Try a smaller neighbor_weight (it is "
-                f"{float(self.neighbor_weight):g}) or learning_rate_init, or "
-                "check the data for extreme values."
-            )
-        return super()._divergence_advice()
+    def _loss_weights(self):
+        return {**super()._loss_weights(), "neighbor_weight": self.neighbor_weight}
 
     def _check_optimizer_scalars(self, rows):
         super()._check_optimizer_scalars(rows)

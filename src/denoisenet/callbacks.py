@@ -203,14 +203,17 @@ class EpochTasks:
         task.call_on_fit_task_begin(estimator=self.estimator, **self.data)
         return task
 
-    def __call__(self, module, history):
+    def __call__(self, module, optimizer, history):
         """End the epoch that just ran; True when a callback asks to stop."""
         if not self.active:
             return False
 
         def attributes():
+            # Everything _commit sets, so that the copy is a fitted model of
+            # its own: it pickles, and trains further with its own moments.
             return {
                 "module_": copy.deepcopy(module).eval(),
+                "_optimizer_state": copy.deepcopy(optimizer.state_dict()),
                 "loss_curve_": list(history.loss_curve),
                 "validation_scores_": (
                     None
@@ -219,14 +222,18 @@ class EpochTasks:
                 ),
                 "best_loss_": history.best_loss,
                 "best_validation_score_": history.best_validation_score,
+                "_no_improvement_count": history.no_improvement_count,
                 "n_iter_": history.n_iter,
+                "interrupted_": False,
             }
 
-        stop = self.task.call_on_fit_task_end(
+        # The epoch's task ends here even when a callback raises (Ctrl-C
+        # keeps the completed epochs): finish must not end it a second time.
+        task, self.task = self.task, None
+        stop = task.call_on_fit_task_end(
             estimator=self.estimator, reconstruction_attributes=attributes, **self.data
         )
         self.epochs += 1
-        self.task = None
         if not stop and (self.max_epochs is None or self.epochs < self.max_epochs):
             self.task = self._begin()
         return stop

@@ -33,6 +33,7 @@ from denoisenet._doclink import DocLinkMixin
 __all__ = ["GaussianPixelNoise", "MaskingNoise", "SaltAndPepperNoise"]
 
 _FINITE = interval("real")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class _PixelNoise(DocLinkMixin, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
@@ -117,6 +118,22 @@ class _PixelNoise(DocLinkMixin, OneToOneFeatureMixin, TransformerMixin, BaseEsti
             Same shape, dtype and device as ``X``.
         """
         self._check_params()
+        name = type(self).__name__
+        if not isinstance(X, torch.Tensor):
+            raise TypeError(
+                f"{name}.corrupt_tensor takes a torch.Tensor, got "
+                f"{type(X).__name__}; transform takes arrays."
+            )
+        if not X.is_floating_point():
+            raise TypeError(
+                f"{name}.corrupt_tensor takes floating-point images, got a "
+                f"tensor of {X.dtype}; convert it, e.g. with X.float()."
+            )
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(
+                f"generator must be a torch.Generator or None, got "
+                f"{type(generator).__name__}."
+            )
         return self._corrupt(X, generator)
 
     def _corrupt(self, X, generator):
@@ -125,6 +142,16 @@ class _PixelNoise(DocLinkMixin, OneToOneFeatureMixin, TransformerMixin, BaseEsti
 
     def _check_input(self, X):
         """Warn about input that the corruption would spoil; none here."""
+
+    # The parameters that become pixel values as they are.
+    _pixel_values = ()
+
+    def _beyond_float32(self):
+        """The name of a parameter that float32 pixels cannot hold, or None."""
+        for name in self._pixel_values:
+            if abs(float(getattr(self, name))) > _FLOAT32_MAX:
+                return name
+        return None
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -233,6 +260,12 @@ class GaussianPixelNoise(_PixelNoise):
         self.clip = clip
         self.random_state = random_state
 
+    def _beyond_float32(self):
+        # Clipped noise stays within clip, whatever std is.
+        if self.clip is None and float(self.std) > _FLOAT32_MAX:
+            return "std"
+        return None
+
     def _check_input(self, X):
         # Images of another range than clip's (0-255 pixels with the default
         # clip=(0, 1), say) would come back as a wall of clipped pixels,
@@ -307,6 +340,8 @@ class SaltAndPepperNoise(_PixelNoise):
         "high": _FINITE,
     }
 
+    _pixel_values = ("low", "high")
+
     def __init__(self, amount=0.1, *, low=0.0, high=1.0, random_state=None):
         self.amount = amount
         self.low = low
@@ -369,6 +404,8 @@ class MaskingNoise(_PixelNoise):
         "value": _FINITE,
     }
 
+    _pixel_values = ("value",)
+
     def __init__(self, fraction=0.25, *, value=0.0, random_state=None):
         self.fraction = fraction
         self.value = value
@@ -405,6 +442,13 @@ def check_noise_parameter(noise):
     """
     if isinstance(noise, _PixelNoise):
         noise._check_params()
+        name = noise._beyond_float32()
+        if name is not None:
+            raise ValueError(
+                f"The {name!r} parameter of the noise, {type(noise).__name__}, "
+                "is beyond float32, which the network trains in: the corrupted "
+                f"pixels would be infinite. Got {getattr(noise, name)!r} instead."
+            )
 
 
 def training_corruption(noise):
