@@ -563,6 +563,34 @@ def test_warm_start_continues_training(small_digits, helpers):
     assert helpers.state_dicts_equal(dae.module_, make_dae(max_iter=2).fit(X).module_)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_warm_start_with_early_stopping_keeps_the_best_of_every_call(
+    small_digits, helpers
+):
+    # A continuation that only made things worse kept its last weights while
+    # best_validation_score_ still told of the earlier call's best.
+    X, _ = small_digits
+    params = dict(early_stopping=True, warm_start=True, n_iter_no_change=50)
+    dae = make_dae(max_iter=6, **params).fit(X)
+    best_before, module_before = dae.best_validation_score_, copy.deepcopy(dae.module_)
+    dae.set_params(learning_rate_init=0.5, max_iter=3).fit(X)
+    assert max(dae.validation_scores_[6:]) < best_before
+    assert dae.best_validation_score_ == best_before
+    assert helpers.state_dicts_equal(dae.module_, module_before)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_warm_start_holds_out_the_same_rows_in_every_call(small_digits):
+    # The split was drawn afresh in each call: earlier validation rows became
+    # training rows, and the scores of two calls measured different rows.
+    X, _ = small_digits
+    dae = make_dae(max_iter=4, early_stopping=True, warm_start=True).fit(X)
+    best = dae.best_validation_score_
+    # A step too small to move the weights: the same rows give the same score.
+    dae.set_params(learning_rate_init=1e-30, max_iter=1).fit(X)
+    assert dae.validation_scores_[-1] == pytest.approx(best, abs=1e-7)
+
+
 def test_partial_fit_runs_one_epoch_per_call(small_digits, helpers):
     X, _ = small_digits
     dae = make_dae(max_iter=50)

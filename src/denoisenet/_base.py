@@ -768,8 +768,9 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
 
     Subclasses set ``_network`` (a class of :mod:`denoisenet._networks`) and
     implement ``_prepare(X, y, sample_weight, classes, reuse, incremental)``,
-    ``_network_kwargs()`` and ``_objective(seed, n_samples)`` (``n_samples``:
-    the samples of a call to ``fit``, None in ``partial_fit``); everything
+    ``_network_kwargs()`` and ``_objective(seed, n_samples)`` (``seed``: of
+    the validation set's corruption; ``n_samples``: the samples of a call to
+    ``fit``, None in ``partial_fit``); everything
     else (checks, scaling, devices, seeds, the call of the training loop,
     rollback on failure, batched inference and pickling) lives here.
     """
@@ -996,6 +997,14 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
             self.random_state, 4, salt=salt
         )
         early_stopping = self._uses_early_stopping(X) and not incremental
+        # The seed of the validation set's corruption (the auto-encoder's).
+        validation_seed = noise_seed
+        if reuse and early_stopping and _is_int(self.random_state):
+            # The same validation set in every call, rows and corruption, as
+            # the first call drew it (scikit-learn's MLP draws the same split
+            # each time): validation scores, and the best of them that a
+            # warm start carries over, are then comparable between calls.
+            _, _, validation_seed, split_seed = seed_generators(self.random_state, 4)
         data = self._training_data(
             X,
             targets,
@@ -1029,7 +1038,7 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
             _training.train(
                 module,
                 optimizer,
-                self._objective(noise_seed, None if incremental else X.shape[0]),
+                self._objective(validation_seed, None if incremental else X.shape[0]),
                 data,
                 schedule,
                 history,

@@ -745,7 +745,15 @@ def train(
     count that follows the machine's load). Returns ``history``.
     """
     early_stopping = schedule.early_stopping and data.X_val is not None
-    best = None
+    # A warm-start call that continues early stopping starts from the best
+    # weights of the earlier calls (each restores them at its end); they
+    # stay the best unless an epoch of this call beats their score, as in
+    # scikit-learn's MLP.
+    best = (
+        copy.deepcopy(module.state_dict())
+        if early_stopping and history.validation_scores
+        else None
+    )
     step = _Stepper.for_fit(module, optimizer, objective, generators[1], device)
     progress = _Progress(schedule.max_epochs, schedule.verbose)
     held = contextlib.ExitStack()
