@@ -217,7 +217,7 @@ def test_decode_rejects_codes_of_the_wrong_width(small_digits):
     dae = make_dae(max_iter=1).fit(X)
     with pytest.raises(ValueError, match="8"):
         dae.decode(np.zeros((3, 5)))
-    with pytest.raises(ValueError, match="Input contains NaN"):
+    with pytest.raises(ValueError, match="Input Z contains NaN"):
         dae.decode(np.full((3, 8), np.nan))
     # Not "outside the range seen in fit" (codes are not in the data's
     # units), and no numpy overflow warning on the way.

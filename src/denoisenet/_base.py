@@ -1441,7 +1441,7 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
     def _checked_codes(self, Z, layer):
         """``Z`` as points of the fitted network's narrowest ``layer``."""
         check_is_fitted(self)
-        Z = check_array(Z, dtype=[np.float32, np.float64])
+        Z = check_array(Z, dtype=[np.float32, np.float64], input_name="Z")
         if Z.dtype == np.float64 and Z.size and np.abs(Z).max() > _FLOAT32_MAX:
             # Cast to float32 they would be infinite (with numpy's overflow
             # warning on the way).
