@@ -348,13 +348,47 @@ def flush_denormals(device):
     if device.type != "cpu" or _flushing_denormals():
         yield
         return
+    # Threads take on the mode of the thread that starts them, and torch's
+    # OpenMP workers live on after the fit: started while the mode is on,
+    # they would flush the user's own computations for good.
+    _start_openmp_workers(torch.get_num_threads())
     if not torch.set_flush_denormal(True):  # not x86 with SSE3, nor AArch64
         yield
         return
+    _flush_local.on = True
     try:
         yield
     finally:
         torch.set_flush_denormal(False)
+        _flush_local.on = False
+
+
+_flush_local = threading.local()  # .on: flush_denormals holds the mode on
+# Elements of a product that torch splits over every one of its threads
+# (ATen's grain is 32,768 elements a thread).
+_ELEMENTS_PER_WORKER = 2**16
+
+
+def _start_openmp_workers(threads):
+    """Start ``threads`` OpenMP workers for this thread, flushing off.
+
+    A parallel region on ``threads`` threads starts the workers that this
+    thread's team lacks; OpenMP ends the surplus workers of a team when a
+    smaller one runs, and starts new ones when a larger one runs again.
+    With this thread's flush-to-zero mode on (:func:`flush_denormals`),
+    new workers would take it on and keep it after the fit; so the mode is
+    off while they start. Costs a product of ``threads`` x 65,536 floats.
+    """
+    if threads < 2:
+        return
+    flushing = getattr(_flush_local, "on", False)
+    if flushing:
+        torch.set_flush_denormal(False)
+    try:
+        torch.ones(threads * _ELEMENTS_PER_WORKER, device="cpu").mul_(2.0)
+    finally:
+        if flushing:
+            torch.set_flush_denormal(True)
 
 
 _budget_local = threading.local()
@@ -531,6 +565,9 @@ class _FollowedThreads:
         if threads != self.threads:
             self.held.close()
             self.held.enter_context(thread_budget(threads))
+            if threads > (self.threads or 1):
+                # Outside flush-to-zero (see flush_denormals).
+                _start_openmp_workers(threads)
             self.threads = threads
 
 
