@@ -2269,6 +2269,19 @@ def test_new_data_beyond_the_learned_scaling_is_named(cls, how, small_digits):
     assert pickle.dumps(est) == before
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_eight_bit_data_beyond_a_tiny_learned_range_is_named(small_digits):
+    # 8-bit pixels fit any ordinary learned range without a pass over them;
+    # a range of 1e-40 (set here: such data does not train) they do not.
+    est = small(DenoisingAutoencoder).fit(small_digits[0])
+    est.data_min_, est.data_range_ = 0.0, 1e-40
+    est._check_scaled_range(np.zeros((4, 64), dtype=np.uint8))
+    pixels = np.zeros((4, 64), dtype=np.uint8)
+    pixels[0, 0] = 255
+    with pytest.raises(ValueError, match="from 0 to 255, which the scaling"):
+        est._check_scaled_range(pixels)
+
+
 @pytest.mark.parametrize("cls", list(SMALL))
 @pytest.mark.parametrize("kind", ["RandomState", "Generator"])
 def test_a_failed_fit_leaves_a_random_state_instance_as_it_was(cls, kind, small_digits):

@@ -928,13 +928,21 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         """
         if X.size == 0:
             return
+
+        def fits(low, high):
+            with np.errstate(over="ignore"):
+                scaled = [(v - self.data_min_) / self.data_range_ for v in (low, high)]
+            return max(abs(v) for v in scaled) <= _FLOAT32_MAX
+
         if X.dtype == np.uint8:
+            # Any 8-bit pixel fits unless the first fit's range was tiny: no
+            # pass over a memmap of them then.
+            if fits(0, 255):
+                return
             low, high = _uint8_range(X)
         else:
             low, high = float(np.min(X)), float(np.max(X))
-        with np.errstate(over="ignore"):
-            scaled = [(v - self.data_min_) / self.data_range_ for v in (low, high)]
-        if not max(abs(v) for v in scaled) <= _FLOAT32_MAX:
+        if not fits(low, high):
             raise ValueError(
                 f"X has values from {low:g} to {high:g}, which the scaling "
                 f"learned in the first fit ((X - {self.data_min_:g}) / "
