@@ -487,6 +487,63 @@ def test_module_entry_point_help():
     assert "study" in result.stdout and result.stderr == ""
 
 
+_IMPORTS = """
+import sys
+from denoisenet.cli import main
+try:
+    main({argv!r})
+except SystemExit:
+    pass
+print(sorted(m for m in ("torch", "sklearn") if m in sys.modules), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    ("argv", "loaded"),
+    [
+        (["--help"], "[]"),
+        (["--version"], "[]"),
+        (["study", "--help"], "['sklearn', 'torch']"),
+    ],
+)
+def test_help_and_version_load_no_torch(argv, loaded):
+    # They took about 2.5 s, most of it importing torch and scikit-learn;
+    # the study's help reads the estimators' defaults, which needs them.
+    result = subprocess.run(
+        [sys.executable, "-c", _IMPORTS.format(argv=argv)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == loaded
+
+
+def test_the_package_imports_its_estimators_on_first_use():
+    code = (
+        "import sys, denoisenet\n"
+        "print('torch' in sys.modules)\n"
+        "from denoisenet import *\n"
+        "print(DenoisingAutoencoder.__module__, 'torch' in sys.modules)\n"
+        "print(sorted(set(denoisenet.__all__) - set(dir(denoisenet))))\n"
+        "try:\n"
+        "    denoisenet.DenoisingAutoencoderr\n"
+        "except AttributeError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "False",
+        "denoisenet.autoencoder True",
+        "[]",
+        "module 'denoisenet' has no attribute 'DenoisingAutoencoderr'",
+    ]
+
+
 def test_version(study_cli):
     status, stdout, _ = study_cli.run(["--version"])
     assert status == 0

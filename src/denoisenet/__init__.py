@@ -9,11 +9,20 @@ bottleneck whose activations double as a 2-D map of the data
 :func:`~sklearn.base.clone` and pickle.
 """
 
-from denoisenet.autoencoder import DenoisingAutoencoder
-from denoisenet.bottleneck import BottleneckClassifier
-from denoisenet.noise import GaussianPixelNoise, MaskingNoise, SaltAndPepperNoise
+import importlib
 
 __version__ = "0.1.0.dev0"
+
+# The estimators are imported on first use (PEP 562), so that importing the
+# package, and the ``denoisenet`` command's --help and --version, do not
+# wait about two seconds for torch and scikit-learn.
+_PUBLIC = {
+    "BottleneckClassifier": "denoisenet.bottleneck",
+    "DenoisingAutoencoder": "denoisenet.autoencoder",
+    "GaussianPixelNoise": "denoisenet.noise",
+    "MaskingNoise": "denoisenet.noise",
+    "SaltAndPepperNoise": "denoisenet.noise",
+}
 
 __all__ = [
     "BottleneckClassifier",
@@ -23,3 +32,16 @@ __all__ = [
     "SaltAndPepperNoise",
     "__version__",
 ]
+
+
+def __getattr__(name):
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'denoisenet' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})

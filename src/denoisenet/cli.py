@@ -76,6 +76,16 @@ def _max_iter_help():
     )
 
 
+class _StudyParser(argparse.ArgumentParser):
+    """The study's parser: reads the estimators' defaults for its help only."""
+
+    def format_help(self):
+        for action in self._actions:
+            if action.dest == "max_iter" and not action.help:
+                action.help = _max_iter_help()
+        return super().format_help()
+
+
 def _add_study_parser(sub):
     study = sub.add_parser(
         "study",
@@ -138,7 +148,9 @@ def _add_training_options(study):
         "--max-iter",
         type=_positive_int,
         metavar="N",
-        help=_max_iter_help(),
+        # Filled in when the help is shown (_StudyParser): it reads the
+        # estimators' defaults, and importing them takes about two seconds.
+        help="",
     )
     study.add_argument(
         "--architecture",
@@ -187,7 +199,9 @@ def build_parser():
     parser.add_argument(
         "--version", action="version", version=f"%(prog)s {__version__}"
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_StudyParser
+    )
     _add_study_parser(sub)
     return parser
 
