@@ -2360,3 +2360,58 @@ def test_zz_report_example_count(capsys):
     if not COUNTED_TESTS <= set(EXAMPLES):
         pytest.skip("only part of the robustness suite ran")
     assert total >= MIN_EXAMPLES, dict(EXAMPLES)
+
+
+# -- data that do not look like images ------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("cls", list(SMALL))
+def test_per_feature_scaled_data_are_named(cls, digits):
+    # A StandardScaler in front: the one range (-3 to 42 on the digits) left
+    # most values in a narrow band; the noise swamped them and the
+    # pipeline's accuracy fell to chance, without a word.
+    from sklearn.pipeline import make_pipeline
+
+    X, y = digits
+    pipe = make_pipeline(StandardScaler(), small(cls, max_iter=1))
+    with pytest.warns(UserWarning, match="StandardScaler in front") as caught:
+        pipe.fit(*fit_args(cls, X, y))
+    spread = [w for w in caught if "fills little" in str(w.message)]
+    assert [w.filename for w in spread] == [__file__]
+    # Images divided by 255 twice.
+    with pytest.warns(UserWarning, match="divided by 255 twice"):
+        small(cls, max_iter=1).fit(*fit_args(cls, X / 255, y))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("cls", list(SMALL))
+def test_images_in_any_units_fit_without_a_spread_warning(cls, small_digits):
+    X, y = small_digits
+    for images in (X, X * 16, (X * 255).astype(np.uint8)):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message="X fills little")
+            small(cls).fit(*fit_args(cls, images, y))
+
+
+def test_warnings_of_a_fit_in_a_pipeline_point_at_the_callers_line(
+    small_digits, tmp_path
+):
+    # A fixed stacklevel named scikit-learn's base.py (or joblib's memory.py
+    # for a Pipeline with memory=) instead of the user's line.
+    from joblib import Memory
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    X, _ = small_digits
+    for memory in (None, Memory(tmp_path, verbose=0)):
+        # Not the last step: with memory=, joblib caches its fit.
+        pipe = make_pipeline(
+            small(DenoisingAutoencoder, max_iter=1),
+            FunctionTransformer(),
+            memory=memory,
+        )
+        with pytest.warns(ConvergenceWarning) as caught:
+            pipe.fit_transform(X)
+        assert {w.filename for w in caught} == {__file__}

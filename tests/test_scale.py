@@ -821,6 +821,8 @@ def test_uint8_data_with_an_offset_scale_as_float_data(small_digits):
     np.testing.assert_array_equal(pixels, kept)
 
 
+# Two pixel values among a constant image: no image-like spread, and fit says so.
+@pytest.mark.filterwarnings("ignore:X fills little:UserWarning")
 def test_the_range_of_uint8_data_is_read_in_chunks(small_digits, monkeypatch):
     import denoisenet._base
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
+from denoisenet._validation import outside_stacklevel
+
 __all__ = [
     "History",
     "NonFiniteLossError",
@@ -706,7 +708,7 @@ def _keep_interrupted(epoch, history):
         f"Training interrupted by the user after {epoch} epoch(s); "
         "keeping the weights of the last completed epoch.",
         UserWarning,
-        stacklevel=6,
+        stacklevel=outside_stacklevel(),
     )
     history.interrupted = True
 
@@ -814,7 +816,7 @@ def train(
                     f"Maximum iterations ({schedule.max_epochs}) reached and the "
                     "optimization hasn't converged yet.",
                     ConvergenceWarning,
-                    stacklevel=5,
+                    stacklevel=outside_stacklevel(),
                 )
     finally:
         held.close()

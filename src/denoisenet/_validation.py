@@ -15,7 +15,9 @@ instead.``
 
 import math
 import numbers
+import os
 import re
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -31,6 +33,7 @@ __all__ = [
     "check_params",
     "interval",
     "one_of",
+    "outside_stacklevel",
 ]
 
 
@@ -237,3 +240,31 @@ COMMON_DOMAINS = {
     ),
     "n_threads": one_of("auto") | interval("int", 1, None),
 }
+
+
+_INTERNAL_FOLDERS = tuple(
+    os.path.dirname(module.__file__) + os.sep
+    for module in (
+        __import__("denoisenet"),
+        __import__("sklearn"),
+        # A Pipeline with memory= calls the steps through joblib.Memory.
+        __import__("joblib"),
+    )
+)
+
+
+def outside_stacklevel():
+    """The ``stacklevel`` that points a warning at the user's own line.
+
+    Counted from the function that calls this one (level 1) up to the first
+    frame outside denoisenet and scikit-learn, whose wrappers (set_output,
+    Pipeline) add frames of their own.
+    """
+    frame = sys._getframe(1)
+    level = 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(
+        _INTERNAL_FOLDERS
+    ):
+        frame = frame.f_back
+        level += 1
+    return level

@@ -47,7 +47,9 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
     minimum and one maximum over all pixels; data already inside [0, 1] is
     left as it is), trains on images scaled to [0, 1] by that range (the
     noise acts in that scaled space), and every method answers in the
-    user's units.
+    user's units. Scale images as a whole, never feature by feature (a
+    ``StandardScaler`` in front): ``fit`` warns when the scaled data fill
+    little of [0, 1].
 
     Parameters
     ----------
