@@ -591,6 +591,19 @@ def test_warm_start_holds_out_the_same_rows_in_every_call(small_digits):
     assert dae.validation_scores_[-1] == pytest.approx(best, abs=1e-7)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_best_loss_after_early_stopping_counts_every_epoch(small_digits):
+    # partial_fit after an early-stopping fit tracked the loss afresh:
+    # best_loss_ was its own epoch's loss, above the lowest of loss_curve_.
+    X, _ = small_digits
+    dae = make_dae(max_iter=5, early_stopping=True).fit(X)
+    assert dae.best_loss_ is None
+    for _ in range(3):
+        dae.set_params(learning_rate_init=0.5).partial_fit(X)
+        assert dae.best_loss_ == min(dae.loss_curve_)
+    assert dae.loss_curve_[-1] > min(dae.loss_curve_)
+
+
 def test_partial_fit_runs_one_epoch_per_call(small_digits, helpers):
     X, _ = small_digits
     dae = make_dae(max_iter=50)

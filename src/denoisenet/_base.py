@@ -1487,6 +1487,10 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
             history = _training.History.start(early_stopping)
             history.loss_curve = list(self.loss_curve_)
             history.n_iter = self.n_iter_
+            if not early_stopping and self.loss_curve_:
+                # best_loss_ is the lowest training loss reached, the epochs
+                # of the early-stopping fit included.
+                history.best_loss = min(self.loss_curve_)
             return history
         return _training.History(
             loss_curve=list(self.loss_curve_),
