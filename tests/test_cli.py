@@ -524,6 +524,8 @@ def test_the_package_imports_its_estimators_on_first_use():
     code = (
         "import sys, denoisenet\n"
         "print('torch' in sys.modules)\n"
+        # A submodule is an attribute, as after an eager import.
+        "print(denoisenet.callbacks.Checkpoint.__name__)\n"
         "from denoisenet import *\n"
         "print(DenoisingAutoencoder.__module__, 'torch' in sys.modules)\n"
         "print(sorted(set(denoisenet.__all__) - set(dir(denoisenet))))\n"
@@ -538,6 +540,7 @@ def test_the_package_imports_its_estimators_on_first_use():
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         "False",
+        "Checkpoint",
         "denoisenet.autoencoder True",
         "[]",
         "module 'denoisenet' has no attribute 'DenoisingAutoencoderr'",

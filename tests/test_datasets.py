@@ -644,6 +644,10 @@ def test_local_files_and_openml_agree(tmp_path, fake_openml):
     "error",
     [
         urllib.error.URLError("no route"),
+        # An OSError whose filename is the URL: no cache problem.
+        urllib.error.HTTPError(
+            "https://www.openml.org/data/v1/download/1", 503, "Unavailable", {}, None
+        ),
         TimeoutError(),
         # A transfer cut short, which is no OSError.
         http.client.IncompleteRead(b"partial", 100),

@@ -2270,6 +2270,18 @@ def test_new_data_beyond_the_learned_scaling_is_named(cls, how, small_digits):
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_new_values_beyond_float32_are_named_whatever_the_scaling(small_digits):
+    # Scaled, 3.45e38 would be 1.15 of a range of 3e38; but the scaling casts
+    # X to float32 first, where it is infinite.
+    X = small_digits[0] * 3e38
+    est = small(DenoisingAutoencoder).fit(X)
+    X_new = X.copy()
+    X_new[0, 0] = 3.45e38
+    with pytest.raises(ValueError, match="which the scaling"):
+        est.partial_fit(X_new)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_eight_bit_data_beyond_a_tiny_learned_range_is_named(small_digits):
     # 8-bit pixels fit any ordinary learned range without a pass over them;
     # a range of 1e-40 (set here: such data does not train) they do not.
@@ -2320,6 +2332,8 @@ def fitted_state_equal(a, b):
         (MaskingNoise(value=1e300), "value"),
         (SaltAndPepperNoise(high=-1e300), "high"),
         (GaussianPixelNoise(std=1e300, clip=None), "std"),
+        (GaussianPixelNoise(std=1e300, clip=(0, 1e300)), "std"),
+        (GaussianPixelNoise(clip=(1e39, 1e40)), "clip"),
     ],
 )
 def test_training_noise_beyond_float32_is_named(cls, noise, name, small_digits):

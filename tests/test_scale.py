@@ -704,12 +704,17 @@ _WORKERS_AFTER_A_FIT = """
 import numpy as np, torch
 from denoisenet import _base
 tiny = float(np.finfo(np.float32).tiny) / 4
-counts = iter([2, 4, 2, 4])
-with _base.thread_budget(4), _base.flush_denormals(torch.device("cpu")):
-    with _base._FollowedThreads(lambda: next(counts)) as threads:
-        for _ in range(3):
+cpu = torch.device("cpu")
+if {auto}:  # n_threads='auto': the count follows the load
+    counts = iter([2, 4, 2, 4])
+    with _base.flush_denormals(cpu, start_workers=False):
+        with _base._FollowedThreads(lambda: next(counts)) as threads:
+            for _ in range(3):
+                torch.ones(2**20).mul_(2.0)
+                threads.check()
             torch.ones(2**20).mul_(2.0)
-            threads.check()
+else:  # a fixed count for the whole fit
+    with _base.thread_budget(4), _base.flush_denormals(cpu):
         torch.ones(2**20).mul_(2.0)
 with _base.thread_budget(4):
     y = torch.full((2**20,), tiny) * 2.0
@@ -721,14 +726,17 @@ print(int((y == 0).sum()), torch.get_num_threads())
     "parallel backend: OpenMP" not in torch.__config__.parallel_info(),
     reason="torch's threads are not OpenMP's here",
 )
-def test_torchs_workers_started_in_a_fit_do_not_flush_afterwards():
+@pytest.mark.parametrize("auto", [True, False])
+def test_torchs_workers_started_in_a_fit_do_not_flush_afterwards(auto):
     # Threads take on the flush-to-zero mode of the thread that starts them:
     # workers started inside the fit's flushing kept flushing the user's own
     # computations for good (half of every product on two threads).
     if not torch.set_flush_denormal(False):
         pytest.skip("this CPU cannot flush subnormal numbers")
     done = subprocess.run(
-        [sys.executable, "-c", _WORKERS_AFTER_A_FIT], capture_output=True, text=True
+        [sys.executable, "-c", _WORKERS_AFTER_A_FIT.format(auto=auto)],
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stderr
     flushed, _ = done.stdout.split()

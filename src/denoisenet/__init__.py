@@ -9,7 +9,8 @@ bottleneck whose activations double as a 2-D map of the data
 :func:`~sklearn.base.clone` and pickle.
 """
 
-import importlib
+import importlib as _importlib
+from importlib import util as _importlib_util
 
 __version__ = "0.1.0.dev0"
 
@@ -36,9 +37,13 @@ __all__ = [
 
 def __getattr__(name):
     module = _PUBLIC.get(name)
-    if module is None:
+    if module is not None:
+        value = getattr(_importlib.import_module(module), name)
+    elif not name.startswith("__") and _importlib_util.find_spec(f"denoisenet.{name}"):
+        # A submodule (denoisenet.callbacks, say), as after an eager import.
+        value = _importlib.import_module(f"denoisenet.{name}")
+    else:
         raise AttributeError(f"module 'denoisenet' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 

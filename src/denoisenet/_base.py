@@ -315,7 +315,7 @@ def _flushing_denormals():
 
 
 @contextlib.contextmanager
-def flush_denormals(device):
+def flush_denormals(device, start_workers=True):
     """Flush subnormal floats to zero on this thread's CPU while training.
 
     Adam's first moment of a weight whose gradient stays zero (a unit that
@@ -332,8 +332,11 @@ def flush_denormals(device):
         return
     # Threads take on the mode of the thread that starts them, and torch's
     # OpenMP workers live on after the fit: started while the mode is on,
-    # they would flush the user's own computations for good.
-    _start_openmp_workers(torch.get_num_threads())
+    # they would flush the user's own computations for good. A thread count
+    # that follows the load starts its own (see _FollowedThreads.check), as
+    # many as it takes: none for a tiny batch or on a busy machine.
+    if start_workers:
+        _start_openmp_workers(torch.get_num_threads())
     if not torch.set_flush_denormal(True):  # not x86 with SSE3, nor AArch64
         yield
         return
@@ -912,9 +915,10 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
             return
 
         def fits(low, high):
+            # The scaling first casts X to float32, then scales.
             with np.errstate(over="ignore"):
                 scaled = [(v - self.data_min_) / self.data_range_ for v in (low, high)]
-            return max(abs(v) for v in scaled) <= _FLOAT32_MAX
+            return max(abs(v) for v in (*scaled, low, high)) <= _FLOAT32_MAX
 
         if X.dtype == np.uint8:
             # Any 8-bit pixel fits unless the first fit's range was tiny: no
@@ -1116,7 +1120,11 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
             if threads is None
             else contextlib.nullcontext()
         )
-        with exact_kernels(device), whole_fit, flush_denormals(device):
+        with (
+            exact_kernels(device),
+            whole_fit,
+            flush_denormals(device, start_workers=threads is None),
+        ):
             _training.train(
                 module,
                 optimizer,

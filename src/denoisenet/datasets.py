@@ -22,6 +22,7 @@ import math
 import os
 import stat
 import struct
+import urllib.error
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -625,6 +626,19 @@ def _openml_parser():
     return "pandas" if importlib.util.find_spec("pandas") else "liac-arff"
 
 
+def _cache_not_written(exc):
+    """Whether ``exc`` is about OpenML's cache on disk, not the network.
+
+    A file's error names the file; urllib's HTTPError is an OSError too,
+    whose filename is the URL.
+    """
+    return (
+        isinstance(exc, OSError)
+        and exc.filename is not None
+        and not isinstance(exc, urllib.error.URLError)
+    )
+
+
 def _fetch_openml(spec, subset, data_home, searched):
     try:
         bunch = _skdatasets.fetch_openml(
@@ -639,7 +653,7 @@ def _fetch_openml(spec, subset, data_home, searched):
     except (OSError, http.client.HTTPException) as exc:
         # A bare TimeoutError() says nothing: name its type.
         reason = str(exc) or type(exc).__name__
-        if isinstance(exc, OSError) and exc.filename is not None:
+        if _cache_not_written(exc):
             # The cache's folder or file (unwritable, a full disk): no network
             # problem, and a retry would fail the same way.
             reason = (

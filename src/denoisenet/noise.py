@@ -6,6 +6,7 @@ Each class has one definition of its corruption, written in torch:
 torch batches inside its training loop, so the two paths cannot drift apart.
 """
 
+import math
 import warnings
 
 import numpy as np
@@ -261,8 +262,14 @@ class GaussianPixelNoise(_PixelNoise):
         self.random_state = random_state
 
     def _beyond_float32(self):
-        # Clipped noise stays within clip, whatever std is.
-        if self.clip is None and float(self.std) > _FLOAT32_MAX:
+        # In float32 a bound beyond its range is infinite: a lower one of
+        # +inf (or an upper one of -inf) makes every pixel infinite, and an
+        # infinite std is clipped only where both bounds are finite.
+        low, high = (-math.inf, math.inf) if self.clip is None else self.clip
+        if float(low) > _FLOAT32_MAX or float(high) < -_FLOAT32_MAX:
+            return "clip"
+        bounded = max(abs(float(low)), abs(float(high))) <= _FLOAT32_MAX
+        if float(self.std) > _FLOAT32_MAX and not bounded:
             return "std"
         return None
 

@@ -183,7 +183,7 @@ def _not_found(config, subset, searched):
 def _download_failed(config, searched, exc):
     spec = _spec(config)
     cause = exc.__cause__ or exc
-    if isinstance(cause, OSError) and cause.filename is not None:
+    if datasets._cache_not_written(cause):
         # OpenML's cache folder or file could not be written (a read-only
         # HOME, a full disk): no network problem, and a retry fails the same.
         return (
