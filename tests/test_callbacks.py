@@ -260,9 +260,8 @@ class Raiser(Recorder):
 
     def on_fit_task_end(self, estimator, context, *, fitted_estimator):
         super().on_fit_task_end(estimator, context, fitted_estimator=fitted_estimator)
-        if context.task_name == "epoch" and len(self.events) and self.at is not None:
-            if self.events.count("end epoch") == self.at:
-                raise self.error
+        if context.task_name == "epoch" and self.events.count("end epoch") == self.at:
+            raise self.error
         return False
 
 

@@ -2296,7 +2296,9 @@ def test_eight_bit_data_beyond_a_tiny_learned_range_is_named(small_digits):
 
 @pytest.mark.parametrize("cls", list(SMALL))
 @pytest.mark.parametrize("kind", ["RandomState", "Generator"])
-def test_a_failed_fit_leaves_a_random_state_instance_as_it_was(cls, kind, small_digits):
+def test_a_failed_fit_leaves_a_random_state_instance_as_it_was(
+    cls, kind, small_digits, helpers
+):
     # The seeds were drawn before later checks (here alpha's float32 range;
     # the early-stopping split is another), so a failed fit advanced the
     # user's generator.
@@ -2317,12 +2319,7 @@ def test_a_failed_fit_leaves_a_random_state_instance_as_it_was(cls, kind, small_
     # So the next fit is the one a fresh generator gives.
     est.set_params(alpha=1e-4).fit(*fit_args(cls, X, y))
     twin = small(cls, random_state=generator(), alpha=1e-4).fit(*fit_args(cls, X, y))
-    assert fitted_state_equal(est, twin)
-
-
-def fitted_state_equal(a, b):
-    sa, sb = a.module_.state_dict(), b.module_.state_dict()
-    return all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert helpers.state_dicts_equal(est.module_, twin.module_)
 
 
 @pytest.mark.parametrize("cls", list(SMALL))

@@ -89,6 +89,13 @@ def output_dtype(X):
     return np.float64 if X.dtype == np.float64 else np.float32
 
 
+def _value_range(X):
+    """The smallest and the largest value of ``X``, as Python numbers."""
+    if X.dtype == np.uint8:
+        return _uint8_range(X)
+    return float(np.min(X)), float(np.max(X))
+
+
 def _uint8_range(X):
     """Minimum and maximum of 8-bit ``X``, in one pass over chunks of rows.
 
@@ -920,14 +927,11 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
                 scaled = [(v - self.data_min_) / self.data_range_ for v in (low, high)]
             return max(abs(v) for v in (*scaled, low, high)) <= _FLOAT32_MAX
 
-        if X.dtype == np.uint8:
-            # Any 8-bit pixel fits unless the first fit's range was tiny: no
-            # pass over a memmap of them then.
-            if fits(0, 255):
-                return
-            low, high = _uint8_range(X)
-        else:
-            low, high = float(np.min(X)), float(np.max(X))
+        # Any 8-bit pixel fits unless the first fit's range was tiny: no pass
+        # over a memmap of them then.
+        if X.dtype == np.uint8 and fits(0, 255):
+            return
+        low, high = _value_range(X)
         if not fits(low, high):
             raise ValueError(
                 f"X has values from {low:g} to {high:g}, which the scaling "
@@ -937,10 +941,7 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
             )
 
     def _learn_range(self, X):
-        if X.dtype == np.uint8:
-            low, high = _uint8_range(X)
-        else:
-            low, high = float(np.min(X)), float(np.max(X))
+        low, high = _value_range(X)
         span = high - low
         # The scaling runs in float32: values or a range beyond its largest
         # value would become infinite there, and the loss NaN.
@@ -1275,16 +1276,14 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         Besides the learning rate, the loss weights that are large enough to
         be the cause (above 1) are named with their values.
         """
-        large = [
+        names = [
             f"{name} (it is {float(value):g})"
             for name, value in self._loss_weights().items()
             if value > 1
         ]
-        if not large:
-            return _training.DIVERGENCE_ADVICE
         return (
-            f"Try a smaller {' or '.join(large)} or learning_rate_init, or check "
-            "the data for extreme values."
+            f"Try a smaller {' or '.join([*names, 'learning_rate_init'])}, or "
+            "check the data for extreme values."
         )
 
     def _loss_weights(self):

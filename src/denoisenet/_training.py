@@ -35,11 +35,6 @@ class NonFiniteLossError(FloatingPointError, ValueError):
     """The training loss became NaN or infinite."""
 
 
-DIVERGENCE_ADVICE = (
-    "Try a smaller learning_rate_init, or check the data for extreme values."
-)
-
-
 @dataclass
 class Objective:
     """What an estimator optimises.
@@ -62,8 +57,11 @@ class Objective:
     corrupt: Callable | None = None
     validation_score: Callable | None = None
     fused_step: Callable | None = None
-    # What a non-finite loss asks the user to change.
-    advice: str = DIVERGENCE_ADVICE
+    # What a non-finite loss asks the user to change (the estimators give
+    # theirs, which names large loss weights too).
+    advice: str = (
+        "Try a smaller learning_rate_init, or check the data for extreme values."
+    )
 
 
 @dataclass

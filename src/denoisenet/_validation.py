@@ -257,8 +257,8 @@ def outside_stacklevel():
     """The ``stacklevel`` that points a warning at the user's own line.
 
     Counted from the function that calls this one (level 1) up to the first
-    frame outside denoisenet and scikit-learn, whose wrappers (set_output,
-    Pipeline) add frames of their own.
+    frame outside denoisenet, scikit-learn and joblib, whose wrappers
+    (set_output, Pipeline, a Pipeline's Memory) add frames of their own.
     """
     frame = sys._getframe(1)
     level = 1

@@ -20,6 +20,7 @@ from sklearn.base import (
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from denoisenet._base import (
+    _FLOAT32_MAX,
     RANDOM_STATE,
     Domain,
     as_tensor,
@@ -34,7 +35,6 @@ from denoisenet._doclink import DocLinkMixin
 __all__ = ["GaussianPixelNoise", "MaskingNoise", "SaltAndPepperNoise"]
 
 _FINITE = interval("real")
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class _PixelNoise(DocLinkMixin, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
@@ -93,9 +93,10 @@ class _PixelNoise(DocLinkMixin, OneToOneFeatureMixin, TransformerMixin, BaseEsti
         X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
         if X.strides[0] < 0 or X.strides[1] < 0:
             X = np.ascontiguousarray(X)
+        X = as_tensor(X)
         self._check_input(X)
         generator = torch_generator(seed_generators(self.random_state)[0])
-        return self._corrupt(as_tensor(X), generator).numpy()
+        return self._corrupt(X, generator).numpy()
 
     def corrupt_tensor(self, X, generator=None):
         """Return a corrupted copy of the tensor ``X`` (the torch path).
@@ -142,7 +143,7 @@ class _PixelNoise(DocLinkMixin, OneToOneFeatureMixin, TransformerMixin, BaseEsti
         raise NotImplementedError
 
     def _check_input(self, X):
-        """Warn about input that the corruption would spoil; none here."""
+        """Warn about the tensor of input that the corruption would spoil."""
 
     # The parameters that become pixel values as they are.
     _pixel_values = ()
@@ -277,9 +278,10 @@ class GaussianPixelNoise(_PixelNoise):
         # Images of another range than clip's (0-255 pixels with the default
         # clip=(0, 1), say) would come back as a wall of clipped pixels,
         # clean ones included, without a word.
-        if self.clip is None or X.size == 0:
+        if self.clip is None or X.numel() == 0:
             return
-        low, high = X.min(), X.max()
+        # One pass over the tensor (numpy's min and max take two).
+        low, high = (float(v) for v in torch.aminmax(X))
         if low < self.clip[0] or high > self.clip[1]:
             warnings.warn(
                 f"X has values from {low:g} to {high:g}, outside "
