@@ -98,3 +98,70 @@ def test_loss_curves_of_one_epoch_have_whole_epoch_ticks():
     assert left.get_xlim() == (0.5, 1.5)
     assert [t for t in left.get_xticks() if 0.5 <= t <= 1.5] == [1.0]
     assert right.get_xlim() != (0.5, 1.5)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_bottleneck_panels_draw_their_class_regions_in_shared_colours():
+    # The bottlenecks' panels show beneath the points the class that each
+    # classifier's decoder gives the plane; t-SNE, which has no decoder,
+    # shows points only. A class keeps its colour in every panel, also
+    # when the test sample lacks a class (class 0 here).
+    from sklearn.datasets import load_digits
+
+    from denoisenet import BottleneckClassifier
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[y < 3] / 16, y[y < 3]
+    fits = [
+        BottleneckClassifier((16, 2, 8), random_state=0, max_iter=5, **kw).fit(X, y)
+        for kw in ({"neighbor_weight": 0}, {})
+    ]
+    sample = y > 0
+    maps = [np.random.default_rng(0).normal(size=(sample.sum(), 2))]
+    maps += [clf.transform(X[sample]) for clf in fits]
+    data = SimpleNamespace(class_names=("zero", "one", "two"))
+    figure = figures.maps_figure(maps, y[sample], data, records(), [None, *fits])
+    tsne, *bottlenecks = figure.axes
+    assert len(tsne.images) == 0
+    for ax, clf, Z in zip(bottlenecks, fits, maps[1:], strict=True):
+        (image,) = ax.images
+        x0, x1, y0, y1 = image.get_extent()
+        assert y0 < Z[:, 1].min() and y1 > Z[:, 1].max()
+        assert np.asarray(image.get_array())[0, 0] == clf.decode([[x0, y0]]).argmax()
+        assert x0 < Z[:, 0].min() and x1 > Z[:, 0].max()
+    colours = [
+        {
+            t.get_text(): tuple(h.get_facecolor()[0])
+            for t, h in zip(
+                ax.get_legend().get_texts(), ax.get_legend().legend_handles, strict=True
+            )
+        }
+        for ax in figure.axes
+    ]
+    assert colours[0] == colours[1] == colours[2]
+    assert list(colours[0]) == ["zero", "one", "two"]
+    assert "class regions" in figure.get_suptitle()
+
+
+def test_the_study_draws_its_bottlenecks_regions(tmp_path, study_cli, monkeypatch):
+    # The study hands the map figure the two bottlenecks that made the maps.
+    drawn = []
+    original = figures.maps_figure
+
+    def maps_figure(embeddings, y, data, records, classifiers=None):
+        drawn.append((records, classifiers))
+        return original(embeddings, y, data, records, classifiers)
+
+    monkeypatch.setattr(figures, "maps_figure", maps_figure)
+    argv = ["study", "--n-train", "50", "--max-iter", "1", "--quiet"]
+    status, _, stderr = study_cli.run(
+        [*argv, "--out", str(tmp_path / "out")],
+        MAP_SAMPLES=100,
+        TRUSTWORTHINESS_SAMPLES=80,
+    )
+    assert status == 0, stderr
+    ((records, classifiers),) = drawn
+    assert classifiers[0] is None
+    weights = [c.neighbor_weight for c in classifiers[1:]]
+    assert weights == [r["neighbor_weight"] for r in records[1:]] == [0, 0.3]
+    assert all(hasattr(c, "classes_") for c in classifiers[1:])

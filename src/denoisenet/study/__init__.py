@@ -117,8 +117,10 @@ def _run_steps(data, config, log):
         "[3/4] 2-D maps: t-SNE, and the bottleneck without its neighbour term "
         "(fitted now) and with it"
     )
-    maps, embeddings, y = experiments.maps(data, models["bottleneck"], config, log)
-    figure = figures.maps_figure(embeddings, y, data, maps)
+    maps, embeddings, y, mappers = experiments.maps(
+        data, models["bottleneck"], config, log
+    )
+    figure = figures.maps_figure(embeddings, y, data, maps, mappers)
     images[FIGURES["maps"]] = png(figure)
     figure = figures.loss_curves_figure(dae, models["bottleneck"])
     images[FIGURES["loss_curves"]] = png(figure)

@@ -304,8 +304,9 @@ def maps(data, bottleneck, config, log):
     term; a clone with ``neighbor_weight=0`` is fitted here, so that the
     report shows what the term changes.
 
-    Returns (records, maps, labels of the sample), a record and a map for
-    each name of :data:`MAP_NAMES`, in that order.
+    Returns (records, maps, labels of the sample, classifiers): a record, a
+    map and the fitted classifier that made it (None for t-SNE) for each
+    name of :data:`MAP_NAMES`, in that order.
     """
     from sklearn.manifold import TSNE
 
@@ -338,7 +339,7 @@ def maps(data, bottleneck, config, log):
             f"protocol: trustworthiness {tw(record['published_trustworthiness'])}, "
             f"5-NN {pct(record['published_knn_accuracy'])}"
         )
-    return records, embeddings, y
+    return records, embeddings, y, (None, plain, bottleneck)
 
 
 def _timed(function, *args):

@@ -97,30 +97,44 @@ def denoising_figure(data, X_noisy, X_denoised, std, n=10):
     return figure
 
 
-def maps_figure(embeddings, y, data, records):
+def maps_figure(embeddings, y, data, records, classifiers=None):
     """The 2-D maps side by side, coloured by class.
 
     ``records`` and ``embeddings`` are what
     :func:`~denoisenet.study.experiments.maps` returns: t-SNE, then the
-    bottleneck without and with its neighbour term. Each panel's title
-    carries its map's metrics, so the figure says on its own how good each
-    map is; each legend's title says what the colours are.
+    bottleneck without and with its neighbour term; ``classifiers`` (in the
+    same order, None for t-SNE) are the fitted bottlenecks, whose panels
+    show beneath the points the class that the decoding half gives every
+    point of the plane (:func:`~denoisenet.plotting.plot_class_regions`).
+    Each panel's title carries its map's metrics, so the figure says on its
+    own how good each map is; each legend's title says what the colours
+    are. Every panel gives a class the same colour.
     """
-    from denoisenet.plotting import _figure_class, plot_embedding
+    from denoisenet.plotting import _figure_class, plot_class_regions, plot_embedding
 
+    if classifiers is None:
+        classifiers = [None] * len(records)
+    fitted = [c for c in classifiers if c is not None]
+    classes = fitted[0].classes_ if fitted else np.unique(y)
+    names = [data.class_names[c] for c in classes]
+    legend_title = "digit" if all(n.isdigit() for n in names) else "class"
     figure = _figure_class()(figsize=(6 * len(records), 6), layout="constrained")
     axes = figure.subplots(1, len(records), squeeze=False)[0]
-    names = [data.class_names[c] for c in np.unique(y)]
-    legend_title = "digit" if all(n.isdigit() for n in names) else "class"
-    for ax, Z, record in zip(axes, embeddings, records, strict=True):
+    panels = zip(axes, embeddings, records, classifiers, strict=True)
+    for ax, Z, record, classifier in panels:
         title = (
             f"{_panel_name(record)}\ntrustworthiness "
             f"{record['trustworthiness']:.3f}, kNN accuracy in 2-D "
             f"{100 * record['knn_accuracy']:.1f}%"
         )
-        plot_embedding(Z, y, ax=ax, title=title, class_names=names)
+        if classifier is None:
+            plot_embedding(Z, y, ax=ax, title=title, class_names=names, classes=classes)
+        else:
+            own = [data.class_names[c] for c in classifier.classes_]
+            plot_class_regions(classifier, Z, y, ax=ax, title=title, class_names=own)
         ax.get_legend().set_title(legend_title)
-    figure.suptitle(f"2-D maps of {len(y):,} test images")
+    regions = " over their classifiers' class regions" if fitted else ""
+    figure.suptitle(f"2-D maps of {len(y):,} test images{regions}")
     return figure
 
 

@@ -178,7 +178,8 @@ def _map_blocks(results):
     ]
     caption = (
         "t-SNE, and the bottleneck without and with its neighbour term, "
-        "coloured by class"
+        "coloured by class; beneath each bottleneck's points, the class its "
+        "decoder gives every point of the plane"
     )
     return [
         ("h2", "3. Two-dimensional maps"),
