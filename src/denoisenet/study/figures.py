@@ -133,7 +133,7 @@ def maps_figure(embeddings, y, data, records, classifiers=None):
             own = [data.class_names[c] for c in classifier.classes_]
             plot_class_regions(classifier, Z, y, ax=ax, title=title, class_names=own)
         ax.get_legend().set_title(legend_title)
-    regions = " over their classifiers' class regions" if fitted else ""
+    regions = ", the bottlenecks' over their class regions" if fitted else ""
     figure.suptitle(f"2-D maps of {len(y):,} test images{regions}")
     return figure
 
