@@ -49,7 +49,7 @@ training images alone, each test image placed at the mean position of its
 trustworthiness of its training map with the test images placed the same
 way instead of by ``transform``. The first compares the bottleneck with a
 t-SNE that maps new images (t-SNE embedding the test images together with
-the training images can place each one exactly where its neighbours are);
+the training images optimises their positions along with the rest);
 the second separates how well the network keeps neighbours where it was
 trained from how well it places new images.
 
