@@ -334,3 +334,41 @@ def test_a_fit_from_its_own_callback_is_named(small_digits):
     with pytest.raises(RuntimeError, match="code that runs during its fit"):
         dae.fit(X)
     assert not hasattr(dae, "n_iter_")
+
+
+def test_checkpoint_keeps_a_better_model_from_the_call_a_warm_start_continues(
+    small_digits, tmp_path
+):
+    # A continuation (warm_start, partial_fit) goes on with the earlier
+    # calls' record: an epoch that is worse than their best must not replace
+    # the best model in the file (it did: each call started a best of its own).
+    X, y = small_digits
+    path = tmp_path / "best.pt"
+    clf = BottleneckClassifier(
+        (16, 2, 8), max_iter=6, early_stopping=True, random_state=0
+    )
+    clf.set_callbacks(Checkpoint(path)).fit(X, y)
+    before = path.read_bytes()
+    best = clf.best_validation_score_
+    # Far too large a step: the continuation's epochs are all worse.
+    clf.set_params(warm_start=True, max_iter=2, learning_rate_init=5.0).fit(X, y)
+    assert max(clf.validation_scores_[-2:]) <= best
+    assert path.read_bytes() == before
+    # Early stopping restored the earlier best: the file and the model agree.
+    saved = torch.load(path, weights_only=True)
+    state = clf.module_.state_dict()
+    assert all(torch.equal(saved[k], state[k]) for k in state)
+
+
+def test_checkpoint_over_partial_fit_calls_keeps_the_best_call(small_digits, tmp_path):
+    X, _ = small_digits
+    path = tmp_path / "best.pt"
+    dae = _dae().set_callbacks(Checkpoint(path))
+    saved = []
+    for step in (0.01, 0.01, 5.0, 0.01):
+        dae.set_params(learning_rate_init=step).partial_fit(X)
+        saved.append(path.read_bytes())
+    curve = dae.loss_curve_
+    for k in range(1, len(curve)):
+        improved = curve[k] < min(curve[:k])
+        assert (saved[k] != saved[k - 1]) == improved

@@ -46,10 +46,16 @@ SUPPORTED = hasattr(CallbackSupportMixin, "set_callbacks")
 class Checkpoint:
     """Save the weights of the best epoch so far to a file, during fit.
 
-    After every epoch that improves on the best of the fit (the training
-    loss, or the validation score with ``early_stopping=True``), the
-    network's state dict (``est.module_.state_dict()``) is written to
-    ``path``, atomically: into a temporary file beside it, then renamed, so
+    After every epoch that improves on every earlier epoch of the
+    estimator's training (the training loss, or the validation score with
+    ``early_stopping=True``), the network's state dict
+    (``est.module_.state_dict()``) is written to ``path``. The earlier
+    epochs are those of this fit and, when it continues earlier calls
+    (``warm_start=True``, :meth:`partial_fit`), theirs too, as in the
+    estimator's ``loss_curve_``: a continuation never replaces a better
+    model in the file with a worse one, and one that beats no earlier
+    epoch writes nothing. A fit from scratch starts a record of its own.
+    Files are written atomically: into a temporary file beside it, then renamed, so
     that an interrupted fit never leaves a half-written file. Load it with
     ``torch.load(path, weights_only=True)``; see :ref:`deployment`.
 
@@ -83,7 +89,6 @@ class Checkpoint:
         # The files this checkpoint made, which it may replace: path to the
         # file's identity when written (another file at the path is not one).
         self._written = {}
-        self._best = {}  # the best value of each running fit, by its root task
 
     def setup(self, estimator, context):
         path = Path(self.path).resolve()
@@ -104,7 +109,6 @@ class Checkpoint:
                 f"Checkpoint will not overwrite {path}, which it did not write. "
                 "Pass another path, or Checkpoint(path, overwrite=True)."
             )
-        self._best[context.root_uuid] = None
 
     def on_fit_task_begin(self, estimator, context):
         pass
@@ -112,15 +116,12 @@ class Checkpoint:
     def on_fit_task_end(self, estimator, context, *, fitted_estimator):
         if context.task_name != "epoch" or fitted_estimator is None:
             return False
-        value = _progress_value(fitted_estimator)
-        best = self._best.get(context.root_uuid)
-        if best is None or value < best:
-            self._best[context.root_uuid] = value
+        if _improves(fitted_estimator):
             self._save(fitted_estimator.module_.state_dict())
         return False
 
     def teardown(self, estimator, context):
-        self._best.pop(context.root_uuid, None)
+        pass
 
     def _save(self, state):
         path = Path(self.path).resolve()
@@ -148,7 +149,6 @@ class Checkpoint:
         # user's.
         state = self.__dict__.copy()
         state["_written"] = {}
-        state["_best"] = {}
         return state
 
 
@@ -161,12 +161,20 @@ def _identity(path):
     return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
 
 
-def _progress_value(est):
-    """Lower is better: the last training loss, or minus the validation score."""
+def _improves(est):
+    """Whether the last epoch beats every earlier one of ``est``'s record.
+
+    The validation scores when there are any (higher is better), else the
+    training losses (lower is better; a non-finite one never counts). The
+    record spans every call that the fit continues, as ``loss_curve_``
+    does.
+    """
     if est.validation_scores_:
-        return -est.validation_scores_[-1]
-    loss = est.loss_curve_[-1]
-    return loss if math.isfinite(loss) else math.inf
+        values = [-score for score in est.validation_scores_]
+    else:
+        values = list(est.loss_curve_)
+    *before, last = [v if math.isfinite(v) else math.inf for v in values]
+    return last < min(before, default=math.inf)
 
 
 class EpochTasks:
