@@ -121,15 +121,24 @@ def test_checkpoint_holds_the_best_epoch(small_digits, tmp_path):
 def test_checkpoint_with_early_stopping_follows_the_validation_score(
     small_digits, tmp_path
 ):
-    X, y = small_digits
     path = tmp_path / "best.pt"
+    clf = _checkpointed_classifier(small_digits, path)
+    # Early stopping restores the best epoch's weights: the checkpoint's.
+    _assert_file_holds(path, clf)
+
+
+def _checkpointed_classifier(data, path):
+    """A classifier fitted with early stopping and a Checkpoint at ``path``."""
     clf = BottleneckClassifier(
         (16, 2, 8), max_iter=6, early_stopping=True, random_state=0
     )
-    clf.set_callbacks(Checkpoint(path)).fit(X, y)
-    # Early stopping restores the best epoch's weights: the checkpoint's.
+    return clf.set_callbacks(Checkpoint(path)).fit(*data)
+
+
+def _assert_file_holds(path, est):
     saved = torch.load(path, weights_only=True)
-    state = clf.module_.state_dict()
+    state = est.module_.state_dict()
+    assert saved.keys() == state.keys()
     assert all(torch.equal(saved[k], state[k]) for k in state)
 
 
@@ -344,10 +353,7 @@ def test_checkpoint_keeps_a_better_model_from_the_call_a_warm_start_continues(
     # the best model in the file (it did: each call started a best of its own).
     X, y = small_digits
     path = tmp_path / "best.pt"
-    clf = BottleneckClassifier(
-        (16, 2, 8), max_iter=6, early_stopping=True, random_state=0
-    )
-    clf.set_callbacks(Checkpoint(path)).fit(X, y)
+    clf = _checkpointed_classifier(small_digits, path)
     before = path.read_bytes()
     best = clf.best_validation_score_
     # Far too large a step: the continuation's epochs are all worse.
@@ -355,9 +361,7 @@ def test_checkpoint_keeps_a_better_model_from_the_call_a_warm_start_continues(
     assert max(clf.validation_scores_[-2:]) <= best
     assert path.read_bytes() == before
     # Early stopping restored the earlier best: the file and the model agree.
-    saved = torch.load(path, weights_only=True)
-    state = clf.module_.state_dict()
-    assert all(torch.equal(saved[k], state[k]) for k in state)
+    _assert_file_holds(path, clf)
 
 
 def test_checkpoint_over_partial_fit_calls_keeps_the_best_call(small_digits, tmp_path):

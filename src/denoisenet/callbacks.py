@@ -55,9 +55,10 @@ class Checkpoint:
     estimator's ``loss_curve_``: a continuation never replaces a better
     model in the file with a worse one, and one that beats no earlier
     epoch writes nothing. A fit from scratch starts a record of its own.
-    Files are written atomically: into a temporary file beside it, then renamed, so
-    that an interrupted fit never leaves a half-written file. Load it with
-    ``torch.load(path, weights_only=True)``; see :ref:`deployment`.
+    The file is written atomically: into a temporary file beside it, then
+    renamed, so that an interrupted fit never leaves a half-written file.
+    Load it with ``torch.load(path, weights_only=True)``; see
+    :ref:`deployment`.
 
     Needs scikit-learn >= 1.9 (its experimental :mod:`sklearn.callback`
     API). Attach it with ``est.set_callbacks(Checkpoint("best.pt"))``.
