@@ -200,11 +200,16 @@ def published_scores(X_test, Z_test, y_test, Z_train, y_train):
     return float(trust), float(knn.score(Z_test, y_test))
 
 
-def placed_by_neighbors(X_train, Z_train, X_test):
-    """Each test image at the mean map position of its nearest training
-    images (:data:`PUBLISHED_NEIGHBORS` of them, in the input space)."""
+def nearest_training(X_train, X_test):
+    """The rows of each test image's :data:`PUBLISHED_NEIGHBORS` nearest
+    training images (in the input space)."""
     search = NearestNeighbors(n_neighbors=PUBLISHED_NEIGHBORS).fit(X_train)
-    return Z_train[search.kneighbors(X_test, return_distance=False)].mean(axis=1)
+    return search.kneighbors(X_test, return_distance=False)
+
+
+def placed_by_neighbors(Z_train, nearest):
+    """Each test image at the mean map position of its ``nearest`` rows."""
+    return Z_train[nearest].mean(axis=1)
 
 
 # Targets of the published protocol per data set: trustworthiness (an
@@ -246,7 +251,7 @@ def run_published(models, X_train, y_train, X_test, y_test, cfg):
     ]
     if cfg.inductive:
         Z_alone = TSNE(random_state=0).fit_transform(X_train[:m])
-        Z_placed = placed_by_neighbors(X_train[:m], Z_alone, X_test)
+        Z_placed = placed_by_neighbors(Z_alone, nearest_training(X_train[:m], X_test))
         alone = published_scores(X_test, Z_placed, y_test, Z_alone, y_train[:m])
         rows.append(
             [
@@ -264,6 +269,8 @@ def run_published(models, X_train, y_train, X_test, y_test, cfg):
             + [""]
         )
         rows[0].append("")
+    # The same for every seed: searched once.
+    nearest = nearest_training(X_train, X_test) if cfg.inductive else None
     scores = {}
     for seed, model in models.items():
         Z_train = model.transform(X_train)
@@ -272,7 +279,7 @@ def run_published(models, X_train, y_train, X_test, y_test, cfg):
         )
         placed = []
         if cfg.inductive:
-            Z_placed = placed_by_neighbors(X_train, Z_train, X_test)
+            Z_placed = placed_by_neighbors(Z_train, nearest)
             placed = [f"{_train_trust(X_test, Z_placed):.3f}"]
         rows.append(
             [

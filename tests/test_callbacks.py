@@ -373,6 +373,8 @@ def test_checkpoint_over_partial_fit_calls_keeps_the_best_call(small_digits, tmp
         dae.set_params(learning_rate_init=step).partial_fit(X)
         saved.append(path.read_bytes())
     curve = dae.loss_curve_
+    improved = [curve[k] < min(curve[:k]) for k in range(1, len(curve))]
+    # The calls hold both cases, or the check below would test only one.
+    assert True in improved and False in improved
     for k in range(1, len(curve)):
-        improved = curve[k] < min(curve[:k])
-        assert (saved[k] != saved[k - 1]) == improved
+        assert (saved[k] != saved[k - 1]) == improved[k - 1]
