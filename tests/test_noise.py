@@ -364,6 +364,48 @@ def test_gaussian_noise_mean_and_std_far_from_bounds(std, seed):
     assert_mean_and_std(out - 0.5, std)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gaussian_noise_is_normal_in_distribution(dtype):
+    # A million draws: a skewed or clipped source (indices of 15 random bits
+    # instead of 16, say, or a table of the wrong quantiles) moves the
+    # empirical distribution function by far more than 5 / sqrt(n).
+    X = np.zeros((1000, 1000), dtype=dtype)
+    out = GaussianPixelNoise(1.0, clip=None, random_state=0).fit_transform(X)
+    sample = out.ravel().astype(np.float64)
+    assert stats.kstest(sample, "norm").statistic <= Z / math.sqrt(sample.size)
+    # The tails are there: beyond 4 std, where a normal puts 6.3e-5.
+    beyond = int((np.abs(sample) > 4.0).sum())
+    assert_binomial(beyond, sample.size, 2 * stats.norm.sf(4.0))
+
+
+def test_cpu_normal_table_is_the_normal_distribution_to_16_bits():
+    # The CPU draw looks standard normals up in a table of 2**16 quantiles;
+    # its exact distribution, not a sample of it, against the normal one.
+    from denoisenet.noise import _normal_table
+
+    table = _normal_table(torch.float64).numpy()
+    size = table.size
+    assert size == 2**16
+    assert np.all(np.diff(table) > 0)
+    np.testing.assert_allclose(table, -table[::-1], atol=1e-12)
+    cdf = stats.norm.cdf(table)
+    below, above = np.arange(size) / size, np.arange(1, size + 1) / size
+    distance = max(np.abs(cdf - below).max(), np.abs(cdf - above).max())
+    assert distance <= 0.5 / size + 1e-12
+    assert abs(np.sqrt(np.mean(table**2)) - 1.0) <= 2e-5
+    assert 4.3 < table.max() < 4.4
+
+
+def test_gaussian_noise_of_a_row_does_not_depend_on_later_rows():
+    # Over two lookup chunks of the CPU draw (2**20 pixels each): the rows of
+    # X[:k] get the noise that the same rows get within X.
+    X = np.full((1400, 784), 0.5, dtype=np.float32)
+    est = GaussianPixelNoise(0.2, clip=None, random_state=0).fit(X)
+    whole = est.transform(X)
+    for k in (1, 1337, 1338, 1399):
+        np.testing.assert_array_equal(est.transform(X[:k]), whole[:k])
+
+
 def assert_binomial(count, n, p):
     assert abs(count - n * p) <= Z * math.sqrt(n * p * (1 - p))
 

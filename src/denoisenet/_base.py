@@ -53,12 +53,14 @@ __all__ = [
     "RANDOM_STATE",
     "Domain",
     "NeuralEstimatorBase",
+    "NoiseGenerator",
     "as_tensor",
     "auto_threads",
     "check_params",
     "exact_kernels",
     "flush_denormals",
     "interval",
+    "noise_generator",
     "one_of",
     "output_dtype",
     "outside_stacklevel",
@@ -189,6 +191,30 @@ def torch_generator(seed, device="cpu"):
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
     return generator
+
+
+class NoiseGenerator:
+    """The random source of a fit's corruption on the CPU.
+
+    A torch generator for the uniform draws and numpy SFC64 bits for the
+    normal ones (:mod:`denoisenet.noise` looks standard normals up from
+    16-bit indices), both seeded once: seeding SFC64 from a torch generator
+    at every draw, as a bare torch generator needs, costs about a quarter
+    of the draw of a training batch.
+    """
+
+    __slots__ = ("bits", "torch")
+
+    def __init__(self, seed):
+        self.torch = torch_generator(seed)
+        self.bits = np.random.SFC64(seed)
+
+
+def noise_generator(seed, device="cpu"):
+    """The generator that a fit's corruption draws from, on ``device``."""
+    if torch.device(device).type == "cpu":
+        return NoiseGenerator(seed)
+    return torch_generator(seed, device)
 
 
 def resolve_device(device):
@@ -1111,7 +1137,7 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         schedule = self._schedule(batch_size, incremental, early_stopping)
         generators = (
             torch_generator(shuffle_seed),
-            torch_generator(noise_seed, device),
+            noise_generator(noise_seed, device),
         )
         # 'auto' in the main thread follows the load from step to step;
         # any other setting holds one count for the whole fit.

@@ -9,10 +9,10 @@ from denoisenet._base import (
     INPUT_DTYPES,
     NeuralEstimatorBase,
     layer_sizes,
+    noise_generator,
     output_dtype,
     seed_generators,
     thread_budget,
-    torch_generator,
 )
 from denoisenet._networks import (
     autoencoder_network,
@@ -462,7 +462,7 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
 def _denoising_error(module, batches, corrupt, seed):
     """Mean squared error of reconstructing corrupted batches (scaled units)."""
     device = next(module.parameters()).device
-    generator = torch_generator(seed, device)
+    generator = noise_generator(seed, device)
     total, count = 0.0, 0
     module.eval()
     with torch.inference_mode():
