@@ -222,8 +222,8 @@ def _draw_normal(X, generator):
         chunk = flat[start : start + _CHUNK]
         size = chunk.numel()
         raw = bits.random_raw(-(-size // 4)).view(np.uint16)[:size]
-        # numpy widens the indices faster than torch (which has few uint16
-        # kernels in older versions).
+        # The uint16 indices widened to int32 (what index_select takes) in
+        # one numpy pass.
         index = torch.from_numpy(raw.astype(np.int32))
         torch.index_select(table, 0, index, out=chunk)
     return out
