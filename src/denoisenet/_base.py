@@ -199,8 +199,8 @@ class NoiseGenerator:
     A torch generator for the uniform draws and numpy SFC64 bits for the
     normal ones (:mod:`denoisenet.noise` looks standard normals up from
     16-bit indices), both seeded once: seeding SFC64 from a torch generator
-    at every draw, as a bare torch generator needs, costs about a quarter
-    of the draw of a training batch.
+    at every draw, as a bare torch generator needs, would add a seed
+    sequence's hashing to the draw of every training batch.
     """
 
     __slots__ = ("bits", "torch")

@@ -286,9 +286,10 @@ class GaussianPixelNoise(_PixelNoise):
     (numpy's SFC64 generator, seeded from ``random_state``), in a table of
     the 65,536 quantiles of N(0, 1) at the levels (i + 0.5) / 65536: their
     distribution function is within 1/131072 of the normal one everywhere
-    and they reach 4.32 standard deviations, while the draw costs about
-    half of drawing them one by one with torch. On a GPU they are torch's
-    ``normal_``.
+    and they reach 4.32 standard deviations, while the draw costs less
+    than drawing them one by one with torch's ``normal_``
+    (``benchmarks/bench_noise.py --part epoch`` compares the two). On a GPU
+    they are torch's ``normal_``.
 
     Examples
     --------
