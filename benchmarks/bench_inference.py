@@ -19,7 +19,9 @@ the estimator's own work (validation, scaling, copies, checks) costs. The
 time to write a fresh output as large as the DAE's once, against writing
 it again, shows what the kernel's page faults cost before any arithmetic;
 the DAE's plain network writing into an output that was written before
-the timing shows its speed without them.
+the timing shows its speed without them; beside them, the time to allocate
+the output as the estimators do (``_mapped_zeros``: a mapping the kernel
+populates in one call where Linux offers ``MAP_POPULATE``).
 
 Target (issue 17): ``transform`` and ``predict`` of both estimators reach
 at least 70% of the peak at 1,000,000 rows. Ratios measured within the run
@@ -39,6 +41,7 @@ import numpy as np
 import torch
 
 from denoisenet import BottleneckClassifier, DenoisingAutoencoder
+from denoisenet._base import _mapped_zeros
 from denoisenet._networks import run_stacks
 
 TARGET_SHARE = 0.70
@@ -72,17 +75,49 @@ def plain_forward(module, X, step, n_outputs, out=None):
 
 
 def write_seconds(rows, width, repeat):
-    """Seconds to write a fresh float32 array once, and to write it again.
+    """Seconds to write a fresh float32 array once, to write it again, and
+    to allocate it as the estimators' inference does.
 
-    The difference is what the kernel's page faults cost (mapping and
-    zeroing every page at its first write) before any arithmetic.
+    The difference of the first two is what the kernel's page faults cost
+    (mapping and zeroing every page at its first write) before any
+    arithmetic; the third is what is left of it in ``transform``.
     """
     once = min(
         _common.time_call(lambda: torch.empty(rows, width).fill_(0.0), repeat=repeat)
     )
     array = torch.empty(rows, width).fill_(0.0)
     again = min(_common.time_call(lambda: array.fill_(1.0), repeat=repeat))
-    return once, again
+    array.set_()  # its memory back before the next allocation
+    mapped = min(
+        _common.time_call(
+            lambda: _mapped_zeros((rows, width), np.float32), repeat=repeat
+        )
+    )
+    return once, again, mapped
+
+
+def allocation_pairs(dae, X, repeat):
+    """Best seconds of ``dae.transform(X)`` with its output allocated as
+    now and as before (torch's allocator, zeroed in one pass), the calls
+    alternating so that drift in the machine's speed hits both alike."""
+    import denoisenet._base as base
+
+    mapped = base._mapped_zeros
+
+    def before(shape, dtype):
+        out = base._empty_array(shape, dtype)
+        torch.from_numpy(out).zero_()
+        return out
+
+    seconds = {"now": [], "before": []}
+    try:
+        for _ in range(repeat):
+            for name, allocate in (("now", mapped), ("before", before)):
+                base._mapped_zeros = allocate
+                seconds[name] += _common.time_call(lambda: dae.transform(X), repeat=1)
+    finally:
+        base._mapped_zeros = mapped
+    return min(seconds["now"]), min(seconds["before"])
 
 
 def cached_batch_seconds(dae, X, repeat):
@@ -203,8 +238,9 @@ def main(argv=None):
         timed.append((name, best, flops * args.rows / 1e9, target))
 
     width = DAE_SIZES[-1]
-    first_touch, refill = write_seconds(args.rows, width, args.repeat)
+    first_touch, refill, mapped = write_seconds(args.rows, width, args.repeat)
     batch_products, batch_network = cached_batch_seconds(dae, X, args.repeat)
+    paired_now, paired_before = allocation_pairs(dae, X, args.repeat)
     peak_end = _common.measure_matmul_peak(threads, n=args.peak_size)
     peak = max(peak_start, peak_end)
     print(
@@ -250,7 +286,13 @@ def main(argv=None):
         f"a fresh {args.rows:,} x {width} float32 output (the DAE's): "
         f"{first_touch:.2f} s to write once, {refill:.2f} s to write again; "
         f"the difference (page faults) is {(first_touch - refill) / dae_seconds:.0%} "
-        "of DAE.transform's time"
+        "of DAE.transform's time; allocated as the estimators do (zeroed, "
+        f"every page mapped): {mapped:.2f} s"
+    )
+    print(
+        f"DAE.transform, alternating calls (best of {args.repeat} each): "
+        f"{paired_now:.2f} s with its output mapped at once, {paired_before:.2f} s "
+        "with it from torch's allocator zeroed in one pass (before MAP_POPULATE)"
     )
     batch_flops = flops_per_row(DAE_SIZES) * dae._inference_batch_size
     print(

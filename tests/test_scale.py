@@ -10,6 +10,7 @@ memory by ``benchmarks/bench_memory.py``.
 import io
 import logging
 import math
+import mmap
 import os
 import pickle
 import subprocess
@@ -18,6 +19,7 @@ import threading
 import time
 import tracemalloc
 import warnings
+import weakref
 
 import joblib
 import numpy as np
@@ -1078,6 +1080,67 @@ def test_autoencoder_inference_runs_in_fixed_size_batches(fitted, method, dtype)
     # One output array and a batch or two of scaled rows, nothing the size
     # of X or of the output beside it.
     assert peak <= np.asarray(result).nbytes + _allowance(X)
+
+
+def _mapping(array):
+    """The mmap that holds ``array``'s memory, or None."""
+    base = array
+    while isinstance(base, (np.ndarray, memoryview)):
+        base = base.obj if isinstance(base, memoryview) else base.base
+    return base if isinstance(base, mmap.mmap) else None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_large_output_is_mapped_at_once_and_answers_the_same(
+    fitted, monkeypatch, dtype
+):
+    # An output of _PREFAULT_BYTES or more is, where the system can
+    # (MAP_POPULATE), a mapping whose pages the kernel makes in one call.
+    dae, clf, X, _ = fitted
+    X = X.astype(dtype)
+    expected = [dae.transform(X), dae.encode(X), clf.predict_proba(X)]
+    assert all(_mapping(e) is None for e in expected)
+    monkeypatch.setattr(denoisenet._base, "_PREFAULT_BYTES", 1)
+    got = [dae.transform(X), dae.encode(X), clf.predict_proba(X)]
+    for result, reference in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(result, reference)
+        assert result.dtype == reference.dtype and result.shape == reference.shape
+        assert result.flags.writeable and result.flags.c_contiguous
+    if hasattr(mmap, "MAP_POPULATE"):
+        mapped = _mapping(got[0])
+        assert mapped is not None
+        # The array owns its mapping: freeing it (a view last) unmaps it.
+        gone = weakref.ref(mapped)
+        del mapped
+        view = got[0][:3]
+        del got
+        assert gone() is not None
+        del view
+        assert gone() is None
+
+
+def test_mapped_zeros_falls_back_to_torchs_memory(monkeypatch):
+    from denoisenet._base import _mapped_zeros
+
+    monkeypatch.setattr(denoisenet._base, "_PREFAULT_BYTES", 64)
+    shapes = [((4, 4), np.float32), ((3, 5), np.float64), ((0, 7), np.float32)]
+    outputs = [_mapped_zeros(shape, dtype) for shape, dtype in shapes]
+
+    def refuse(*args, **kwargs):
+        raise OSError(12, "Cannot allocate memory")
+
+    # No MAP_POPULATE (macOS, Windows), or a mapping the system refuses.
+    monkeypatch.setattr(mmap, "mmap", refuse)
+    outputs += [_mapped_zeros(shape, dtype) for shape, dtype in shapes]
+    monkeypatch.undo()
+    monkeypatch.setattr(denoisenet._base, "_PREFAULT_BYTES", 64)
+    monkeypatch.delattr(mmap, "MAP_POPULATE", raising=False)
+    outputs += [_mapped_zeros(shape, dtype) for shape, dtype in shapes]
+    for out, (shape, dtype) in zip(outputs, shapes * 3, strict=True):
+        assert out.shape == shape and out.dtype == dtype
+        assert out.flags.writeable and out.flags.c_contiguous
+        np.testing.assert_array_equal(out, np.zeros(shape, dtype))
+    assert all(_mapping(out) is None for out in outputs[3:])
 
 
 def test_wide_rows_run_in_fewer_rows_a_batch(small_digits, monkeypatch):

@@ -9,6 +9,7 @@ import copy
 import inspect
 import io
 import math
+import mmap
 import numbers
 import os
 import pickle
@@ -1614,19 +1615,17 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         """
         module = self._module_on_device()
         device = next(module.parameters()).device
-        out = _empty_array((X.shape[0], n_outputs), dtype)
         # Written in place by the network's last product: no copy of the
         # result, which for the auto-encoder is as wide as the input.
         direct = dtype == np.float32 and device.type == "cpu"
-        out_tensor = torch.from_numpy(out) if direct else None
         step = self._inference_rows()
         # Every batch is ``step`` rows, a short call's padded ones too: a
         # single row through the default digits auto-encoder took 1.04 ms
         # on two threads and 1.35 ms on one (idle 2-core machine).
         threads = self._threads(step)
         with torch.inference_mode(), thread_budget(threads), exact_kernels(device):
-            if out.nbytes >= _PREFAULT_BYTES:
-                torch.from_numpy(out).zero_()
+            out = _mapped_zeros((X.shape[0], n_outputs), dtype)
+            out_tensor = torch.from_numpy(out) if direct else None
             for start in range(0, X.shape[0], step):
                 rows = X[start : start + step]
                 batch = self._scaled_tensor(rows) if scale else _float32_tensor(rows)
@@ -1905,7 +1904,7 @@ def _build(network, args, device, state_dict):
     return module.eval()
 
 
-# An output at least this large is written once (zeros) before the batches
+# An output at least this large has its memory mapped before the batches
 # fill it. The kernel maps and clears every page of fresh memory at its
 # first write; page by page between the network's products, that evicted
 # the weights from the cache and took DenoisingAutoencoder.transform of
@@ -1931,6 +1930,37 @@ def _empty_array(shape, dtype):
         shape, dtype=torch.from_numpy(np.empty(0, dtype)).dtype, device="cpu"
     )
     return tensor.numpy()
+
+
+def _mapped_zeros(shape, dtype):
+    """A zeroed array of at least :data:`_PREFAULT_BYTES`, mapped in one call.
+
+    Where the system has ``MAP_POPULATE`` (Linux), the kernel maps and
+    clears all the pages of an anonymous private mapping in the one call
+    that makes it, faster than the first writes of a program fault them in
+    one by one: 1.2 s against 1.8-1.9 s for the 3 GB output of
+    ``DenoisingAutoencoder.transform`` on 1,000,000 rows (a 2-core VM),
+    and no pass of zeros after it. Elsewhere, and for smaller arrays,
+    memory from :func:`_empty_array` zeroed in one pass (small ones are
+    left as they are). The array owns its mapping: it is unmapped when the
+    array (and every view of it) is freed.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    populate = getattr(mmap, "MAP_POPULATE", None)
+    if nbytes >= _PREFAULT_BYTES and populate is not None:
+        try:
+            region = mmap.mmap(
+                -1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate
+            )
+        except (OSError, ValueError, OverflowError):
+            pass  # torch's allocator raises the error users know, if any
+        else:
+            return np.frombuffer(region, dtype=dtype).reshape(shape)
+    out = _empty_array(shape, dtype)
+    if out.nbytes >= _PREFAULT_BYTES:
+        torch.from_numpy(out).zero_()
+    return out
 
 
 def _all_finite(result):
