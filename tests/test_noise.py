@@ -406,6 +406,39 @@ def test_gaussian_noise_of_a_row_does_not_depend_on_later_rows():
         np.testing.assert_array_equal(est.transform(X[:k]), whole[:k])
 
 
+@pytest.mark.parametrize("cls", [SaltAndPepperNoise, MaskingNoise])
+def test_replaced_pixels_of_a_row_do_not_depend_on_later_rows(cls):
+    # As for the Gaussian, over two 2**20-pixel chunks of the CPU draw.
+    X = np.full((1400, 784), 0.5, dtype=np.float32)
+    est = cls(0.3, random_state=0).fit(X)
+    whole = est.transform(X)
+    for k in (1, 1337, 1338, 1399):
+        np.testing.assert_array_equal(est.transform(X[:k]), whole[:k])
+
+
+def test_cpu_uniform_masks_nest_and_hit_their_probabilities():
+    # The CPU draw compares 32 random bits with p * 2**32: a million pixels
+    # are below p at p's rate (bits read as signed integers would put half
+    # of them below any p), the mask of a smaller p lies in that of a larger
+    # one (salt-and-pepper's pepper inside its replaced pixels), p = 0 and
+    # p = 1 are exact, and the same seed gives the same masks.
+    from denoisenet._base import noise_generator
+    from denoisenet.noise import _draw_below
+
+    X = torch.zeros(1000, 1000)
+    probabilities = (0.0, 1e-5, 0.3, 0.15, 0.999, 1.0)
+    masks = _draw_below(X, noise_generator(7), *probabilities)
+    again = _draw_below(X, noise_generator(7), *probabilities)
+    other = _draw_below(X, noise_generator(8), *probabilities)
+    for mask, repeat, p in zip(masks, again, probabilities, strict=True):
+        assert mask.dtype == torch.bool and mask.shape == X.shape
+        assert torch.equal(mask, repeat)
+        assert_binomial(int(mask.sum()), X.numel(), p)
+    assert not masks[0].any() and masks[-1].all()
+    assert torch.equal(masks[2] | masks[3], masks[2])
+    assert not torch.equal(masks[2], other[2])
+
+
 def assert_binomial(count, n, p):
     assert abs(count - n * p) <= Z * math.sqrt(n * p * (1 - p))
 

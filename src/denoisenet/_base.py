@@ -197,17 +197,16 @@ def torch_generator(seed, device="cpu"):
 class NoiseGenerator:
     """The random source of a fit's corruption on the CPU.
 
-    A torch generator for the uniform draws and numpy SFC64 bits for the
-    normal ones (:mod:`denoisenet.noise` looks standard normals up from
-    16-bit indices), both seeded once: seeding SFC64 from a torch generator
-    at every draw, as a bare torch generator needs, would add a seed
-    sequence's hashing to the draw of every training batch.
+    numpy SFC64 bits (:mod:`denoisenet.noise` looks standard normals up
+    from 16-bit indices and compares 32-bit integers for the uniform
+    draws), seeded once: seeding SFC64 from a torch generator at every
+    draw, as a bare torch generator needs, would add a seed sequence's
+    hashing to the draw of every training batch.
     """
 
-    __slots__ = ("bits", "torch")
+    __slots__ = ("bits",)
 
     def __init__(self, seed):
-        self.torch = torch_generator(seed)
         self.bits = np.random.SFC64(seed)
 
 

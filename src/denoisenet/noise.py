@@ -191,13 +191,16 @@ def _normal_table(dtype):
     return table
 
 
-def _draw(kind, X, generator):
-    if kind == "normal":
-        return _draw_normal(X, generator)
+def _cpu_bits(generator):
+    """The numpy SFC64 bits that ``generator`` decides, for a CPU draw."""
     if isinstance(generator, NoiseGenerator):
-        generator = generator.torch
-    out = torch.empty_like(X, memory_format=torch.contiguous_format)
-    return out.uniform_(generator=generator)
+        return generator.bits
+    # A torch generator (or torch's global one) still decides the noise,
+    # and advances with every draw.
+    seed = torch.randint(
+        2**62, (2,), dtype=torch.int64, device="cpu", generator=generator
+    )
+    return np.random.SFC64(seed.tolist())
 
 
 def _draw_normal(X, generator):
@@ -207,15 +210,7 @@ def _draw_normal(X, generator):
     if out.device.type != "cpu":
         # On a GPU normal_ is fast, and a CUDA graph can capture it.
         return out.normal_(generator=generator)
-    if isinstance(generator, NoiseGenerator):
-        bits = generator.bits
-    else:
-        # A torch generator (or torch's global one) still decides the
-        # noise, and advances with every draw.
-        seed = torch.randint(
-            2**62, (2,), dtype=torch.int64, device="cpu", generator=generator
-        )
-        bits = np.random.SFC64(seed.tolist())
+    bits = _cpu_bits(generator)
     table = _normal_table(out.dtype)
     flat = out.view(-1)
     for start in range(0, flat.numel(), _CHUNK):
@@ -227,6 +222,40 @@ def _draw_normal(X, generator):
         index = torch.from_numpy(raw.astype(np.int32))
         torch.index_select(table, 0, index, out=chunk)
     return out
+
+
+# On the CPU a pixel's uniform draw is 32 random bits of SFC64, compared as
+# an integer with probability * 2**32: no float uniforms are made, and the
+# masks are bytes. A pixel is below a probability p with probability
+# round(p * 2**32) / 2**32, within 2**-33 of p (1 exactly for p = 1).
+_UNIFORM_LEVELS = 2**32
+
+
+def _draw_below(X, generator, *probabilities):
+    """Boolean masks of X's shape, one per probability: the pixels whose
+    one uniform draw in [0, 1) lies below it (so the masks of smaller
+    probabilities lie within those of larger ones)."""
+    if X.device.type != "cpu":
+        # On a GPU uniform_ is fast, and a CUDA graph can capture it.
+        u = torch.empty_like(X, memory_format=torch.contiguous_format)
+        u.uniform_(generator=generator)
+        return [u < p for p in probabilities]
+    bits = _cpu_bits(generator)
+    masks = [
+        torch.empty(X.shape, dtype=torch.bool, device="cpu") for _ in probabilities
+    ]
+    limits = [round(float(p) * _UNIFORM_LEVELS) for p in probabilities]
+    total = X.numel()
+    for start in range(0, total, _CHUNK):
+        size = min(_CHUNK, total - start)
+        raw = bits.random_raw(-(-size // 2)).view(np.uint32)[:size]
+        for mask, limit in zip(masks, limits, strict=True):
+            part = mask.view(-1)[start : start + size].numpy()
+            if limit >= _UNIFORM_LEVELS:
+                part.fill(True)
+            else:
+                np.less(raw, limit, out=part)
+    return masks
 
 
 def _rounded(value, X):
@@ -358,7 +387,7 @@ class GaussianPixelNoise(_PixelNoise):
             )
 
     def _corrupt(self, X, generator):
-        noisy = _draw("normal", X, generator).mul_(self.std).add_(X)
+        noisy = _draw_normal(X, generator).mul_(self.std).add_(X)
         if self.clip is not None:
             noisy.clamp_(_rounded(self.clip[0], X), _rounded(self.clip[1], X))
         return noisy
@@ -421,11 +450,11 @@ class SaltAndPepperNoise(_PixelNoise):
         self.random_state = random_state
 
     def _corrupt(self, X, generator):
-        u = _draw("uniform", X, generator)
         # One uniform draw decides both whether and how a pixel is replaced:
         # u < amount / 2 gives pepper, amount / 2 <= u < amount gives salt.
-        noisy = X.masked_fill(u < self.amount, _rounded(self.high, X))
-        return noisy.masked_fill_(u < self.amount / 2, _rounded(self.low, X))
+        replaced, pepper = _draw_below(X, generator, self.amount, self.amount / 2)
+        noisy = X.masked_fill(replaced, _rounded(self.high, X))
+        return noisy.masked_fill_(pepper, _rounded(self.low, X))
 
 
 class MaskingNoise(_PixelNoise):
@@ -484,8 +513,8 @@ class MaskingNoise(_PixelNoise):
         self.random_state = random_state
 
     def _corrupt(self, X, generator):
-        u = _draw("uniform", X, generator)
-        return X.masked_fill(u < self.fraction, _rounded(self.value, X))
+        (masked,) = _draw_below(X, generator, self.fraction)
+        return X.masked_fill(masked, _rounded(self.value, X))
 
 
 # The ``noise`` parameter of the estimators that train on corrupted
