@@ -20,7 +20,7 @@ time to write a fresh output as large as the DAE's once, against writing
 it again, shows what the kernel's page faults cost before any arithmetic;
 the DAE's plain network writing into an output that was written before
 the timing shows its speed without them; beside them, the time to allocate
-the output as the estimators do (``_mapped_zeros``: a mapping the kernel
+the output as the estimators do (``_inference_output``: a mapping the kernel
 populates in one call where Linux offers ``MAP_POPULATE``).
 
 Target (issue 17): ``transform`` and ``predict`` of both estimators reach
@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from denoisenet import BottleneckClassifier, DenoisingAutoencoder
-from denoisenet._base import _mapped_zeros
+from denoisenet._base import _PREFAULT_BYTES, _inference_output
 from denoisenet._networks import run_stacks
 
 TARGET_SHARE = 0.70
@@ -90,7 +90,7 @@ def write_seconds(rows, width, repeat):
     array.set_()  # its memory back before the next allocation
     mapped = min(
         _common.time_call(
-            lambda: _mapped_zeros((rows, width), np.float32), repeat=repeat
+            lambda: _inference_output((rows, width), np.float32), repeat=repeat
         )
     )
     return once, again, mapped
@@ -102,21 +102,22 @@ def allocation_pairs(dae, X, repeat):
     alternating so that drift in the machine's speed hits both alike."""
     import denoisenet._base as base
 
-    mapped = base._mapped_zeros
+    mapped = base._inference_output
 
     def before(shape, dtype):
         out = base._empty_array(shape, dtype)
-        torch.from_numpy(out).zero_()
+        if out.nbytes >= base._PREFAULT_BYTES:
+            torch.from_numpy(out).zero_()
         return out
 
     seconds = {"now": [], "before": []}
     try:
         for _ in range(repeat):
             for name, allocate in (("now", mapped), ("before", before)):
-                base._mapped_zeros = allocate
+                base._inference_output = allocate
                 seconds[name] += _common.time_call(lambda: dae.transform(X), repeat=1)
     finally:
-        base._mapped_zeros = mapped
+        base._inference_output = mapped
     return min(seconds["now"]), min(seconds["before"])
 
 
@@ -240,7 +241,9 @@ def main(argv=None):
     width = DAE_SIZES[-1]
     first_touch, refill, mapped = write_seconds(args.rows, width, args.repeat)
     batch_products, batch_network = cached_batch_seconds(dae, X, args.repeat)
-    paired_now, paired_before = allocation_pairs(dae, X, args.repeat)
+    large = args.rows * DAE_SIZES[-1] * 4 >= _PREFAULT_BYTES
+    if large:  # below, both ways allocate alike
+        paired_now, paired_before = allocation_pairs(dae, X, args.repeat)
     peak_end = _common.measure_matmul_peak(threads, n=args.peak_size)
     peak = max(peak_start, peak_end)
     print(
@@ -282,18 +285,21 @@ def main(argv=None):
         "network of the same estimator, for the methods that run all its layers."
     )
     dae_seconds = next(t for name, t, _, _ in timed if name == "DAE.transform")
+    how = " (zeroed, every page mapped)" if large else " (below 256 MiB: not written)"
     print(
         f"a fresh {args.rows:,} x {width} float32 output (the DAE's): "
         f"{first_touch:.2f} s to write once, {refill:.2f} s to write again; "
         f"the difference (page faults) is {(first_touch - refill) / dae_seconds:.0%} "
-        "of DAE.transform's time; allocated as the estimators do (zeroed, "
-        f"every page mapped): {mapped:.2f} s"
+        f"of DAE.transform's time; allocated as the estimators do{how}: "
+        f"{mapped:.2f} s"
     )
-    print(
-        f"DAE.transform, alternating calls (best of {args.repeat} each): "
-        f"{paired_now:.2f} s with its output mapped at once, {paired_before:.2f} s "
-        "with it from torch's allocator zeroed in one pass (before MAP_POPULATE)"
-    )
+    if large:
+        print(
+            f"DAE.transform, alternating calls (best of {args.repeat} each): "
+            f"{paired_now:.2f} s with its output mapped at once, "
+            f"{paired_before:.2f} s with it from torch's allocator zeroed in one "
+            "pass (before MAP_POPULATE)"
+        )
     batch_flops = flops_per_row(DAE_SIZES) * dae._inference_batch_size
     print(
         f"one cached batch of {dae._inference_batch_size} rows through the DAE: "

@@ -1119,23 +1119,23 @@ def test_a_large_output_is_mapped_at_once_and_answers_the_same(
         assert gone() is None
 
 
-def test_mapped_zeros_falls_back_to_torchs_memory(monkeypatch):
-    from denoisenet._base import _mapped_zeros
+def test_inference_output_falls_back_to_torchs_memory(monkeypatch):
+    from denoisenet._base import _inference_output
 
     monkeypatch.setattr(denoisenet._base, "_PREFAULT_BYTES", 64)
     shapes = [((4, 4), np.float32), ((3, 5), np.float64), ((0, 7), np.float32)]
-    outputs = [_mapped_zeros(shape, dtype) for shape, dtype in shapes]
+    outputs = [_inference_output(shape, dtype) for shape, dtype in shapes]
 
     def refuse(*args, **kwargs):
         raise OSError(12, "Cannot allocate memory")
 
     # No MAP_POPULATE (macOS, Windows), or a mapping the system refuses.
     monkeypatch.setattr(mmap, "mmap", refuse)
-    outputs += [_mapped_zeros(shape, dtype) for shape, dtype in shapes]
+    outputs += [_inference_output(shape, dtype) for shape, dtype in shapes]
     monkeypatch.undo()
     monkeypatch.setattr(denoisenet._base, "_PREFAULT_BYTES", 64)
     monkeypatch.delattr(mmap, "MAP_POPULATE", raising=False)
-    outputs += [_mapped_zeros(shape, dtype) for shape, dtype in shapes]
+    outputs += [_inference_output(shape, dtype) for shape, dtype in shapes]
     for out, (shape, dtype) in zip(outputs, shapes * 3, strict=True):
         assert out.shape == shape and out.dtype == dtype
         assert out.flags.writeable and out.flags.c_contiguous

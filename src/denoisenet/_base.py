@@ -1623,7 +1623,7 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         # on two threads and 1.35 ms on one (idle 2-core machine).
         threads = self._threads(step)
         with torch.inference_mode(), thread_budget(threads), exact_kernels(device):
-            out = _mapped_zeros((X.shape[0], n_outputs), dtype)
+            out = _inference_output((X.shape[0], n_outputs), dtype)
             out_tensor = torch.from_numpy(out) if direct else None
             for start in range(0, X.shape[0], step):
                 rows = X[start : start + step]
@@ -1931,18 +1931,19 @@ def _empty_array(shape, dtype):
     return tensor.numpy()
 
 
-def _mapped_zeros(shape, dtype):
-    """A zeroed array of at least :data:`_PREFAULT_BYTES`, mapped in one call.
+def _inference_output(shape, dtype):
+    """The array that inference fills: ``np.empty(shape, dtype)`` below
+    :data:`_PREFAULT_BYTES`, and from there on zeros, every page mapped.
 
-    Where the system has ``MAP_POPULATE`` (Linux), the kernel maps and
-    clears all the pages of an anonymous private mapping in the one call
-    that makes it, faster than the first writes of a program fault them in
-    one by one: 1.2 s against 1.8-1.9 s for the 3 GB output of
-    ``DenoisingAutoencoder.transform`` on 1,000,000 rows (a 2-core VM),
-    and no pass of zeros after it. Elsewhere, and for smaller arrays,
-    memory from :func:`_empty_array` zeroed in one pass (small ones are
-    left as they are). The array owns its mapping: it is unmapped when the
-    array (and every view of it) is freed.
+    Where the system has ``MAP_POPULATE`` (Linux), a large output is an
+    anonymous private mapping whose pages the kernel makes and clears in
+    the one call that creates it, faster than faulting them in one by one:
+    1.48 s against 2.06 s for writing the 3 GB output of
+    ``DenoisingAutoencoder.transform`` on 1,000,000 rows once (a 2-core VM,
+    ``benchmarks/bench_inference.py``), and no pass of zeros after it.
+    Elsewhere, memory from :func:`_empty_array` zeroed in one pass. The
+    array owns its mapping: it is unmapped when the array (and every view
+    of it) is freed.
     """
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize
