@@ -241,7 +241,7 @@ def main(argv=None):
     width = DAE_SIZES[-1]
     first_touch, refill, mapped = write_seconds(args.rows, width, args.repeat)
     batch_products, batch_network = cached_batch_seconds(dae, X, args.repeat)
-    large = args.rows * DAE_SIZES[-1] * 4 >= _PREFAULT_BYTES
+    large = args.rows * width * 4 >= _PREFAULT_BYTES
     if large:  # below, both ways allocate alike
         paired_now, paired_before = allocation_pairs(dae, X, args.repeat)
     peak_end = _common.measure_matmul_peak(threads, n=args.peak_size)

@@ -1122,7 +1122,11 @@ def test_a_large_output_is_mapped_at_once_and_answers_the_same(
 def test_inference_output_falls_back_to_torchs_memory(monkeypatch):
     from denoisenet._base import _inference_output
 
+    def used_memory(shape, dtype):  # what fresh memory may hold: anything
+        return np.full(shape, np.nan, dtype)
+
     monkeypatch.setattr(denoisenet._base, "_PREFAULT_BYTES", 64)
+    monkeypatch.setattr(denoisenet._base, "_empty_array", used_memory)
     shapes = [((4, 4), np.float32), ((3, 5), np.float64), ((0, 7), np.float32)]
     outputs = [_inference_output(shape, dtype) for shape, dtype in shapes]
 
@@ -1134,6 +1138,7 @@ def test_inference_output_falls_back_to_torchs_memory(monkeypatch):
     outputs += [_inference_output(shape, dtype) for shape, dtype in shapes]
     monkeypatch.undo()
     monkeypatch.setattr(denoisenet._base, "_PREFAULT_BYTES", 64)
+    monkeypatch.setattr(denoisenet._base, "_empty_array", used_memory)
     monkeypatch.delattr(mmap, "MAP_POPULATE", raising=False)
     outputs += [_inference_output(shape, dtype) for shape, dtype in shapes]
     for out, (shape, dtype) in zip(outputs, shapes * 3, strict=True):

@@ -173,9 +173,10 @@ class _PixelNoise(DocLinkMixin, OneToOneFeatureMixin, TransformerMixin, BaseEsti
 # holds them).
 _TABLE_BITS = 16
 _normal_tables = {}
-# Pixels drawn per lookup: bounds the draw's scratch memory on a big
-# transform; a multiple of 4 (the 16-bit indices in one 64-bit word), so
-# that where a chunk ends does not change which bits a pixel gets.
+# Pixels drawn per chunk: bounds the draw's scratch memory on a big
+# transform; a multiple of 4 (the 16-bit indices in one 64-bit word, and
+# the 32-bit uniforms two to a word), so that where a chunk ends does not
+# change which bits a pixel gets.
 _CHUNK = 1 << 20
 
 
@@ -203,6 +204,16 @@ def _cpu_bits(generator):
     return np.random.SFC64(seed.tolist())
 
 
+def _random_chunks(bits, total, dtype):
+    """``(start, raw)`` over ``total`` pixels in chunks of :data:`_CHUNK`:
+    ``raw`` holds one unsigned integer of ``dtype`` per pixel of the chunk,
+    cut from the 64-bit words of the SFC64 ``bits``."""
+    per_word = 8 // np.dtype(dtype).itemsize
+    for start in range(0, total, _CHUNK):
+        size = min(_CHUNK, total - start)
+        yield start, bits.random_raw(-(-size // per_word)).view(dtype)[:size]
+
+
 def _draw_normal(X, generator):
     # A function of its own so that benchmarks/bench_noise.py can time the
     # draw inside a fit.
@@ -213,14 +224,11 @@ def _draw_normal(X, generator):
     bits = _cpu_bits(generator)
     table = _normal_table(out.dtype)
     flat = out.view(-1)
-    for start in range(0, flat.numel(), _CHUNK):
-        chunk = flat[start : start + _CHUNK]
-        size = chunk.numel()
-        raw = bits.random_raw(-(-size // 4)).view(np.uint16)[:size]
+    for start, raw in _random_chunks(bits, flat.numel(), np.uint16):
         # The uint16 indices widened to int32 (what index_select takes) in
         # one numpy pass.
         index = torch.from_numpy(raw.astype(np.int32))
-        torch.index_select(table, 0, index, out=chunk)
+        torch.index_select(table, 0, index, out=flat[start : start + raw.size])
     return out
 
 
@@ -245,12 +253,9 @@ def _draw_below(X, generator, *probabilities):
         torch.empty(X.shape, dtype=torch.bool, device="cpu") for _ in probabilities
     ]
     limits = [round(float(p) * _UNIFORM_LEVELS) for p in probabilities]
-    total = X.numel()
-    for start in range(0, total, _CHUNK):
-        size = min(_CHUNK, total - start)
-        raw = bits.random_raw(-(-size // 2)).view(np.uint32)[:size]
+    for start, raw in _random_chunks(bits, X.numel(), np.uint32):
         for mask, limit in zip(masks, limits, strict=True):
-            part = mask.view(-1)[start : start + size].numpy()
+            part = mask.view(-1)[start : start + raw.size].numpy()
             if limit >= _UNIFORM_LEVELS:
                 part.fill(True)
             else:
