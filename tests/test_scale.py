@@ -1218,6 +1218,50 @@ def test_classifier_predict_proba_allocates_only_its_output(fitted):
     assert peak <= proba.nbytes + _allowance(X)
 
 
+def test_classifier_predict_allocates_only_its_labels(fitted, monkeypatch):
+    import denoisenet.bottleneck as bottleneck
+
+    _, clf, X, _ = fitted
+    X = np.resize(X, (20_000, X.shape[1]))
+    monkeypatch.setattr(bottleneck, "PREDICT_CHUNK_ROWS", 2 * BATCH)
+    labels, peak = _traced_peak(lambda: clf.predict(X))
+    # Beside the labels, a chunk's class indices (float32, then intp), not
+    # those of every row (1.5 times the labels).
+    assert peak <= labels.nbytes + _allowance(X) + 2 * BATCH * (4 + 8)
+
+
+@pytest.mark.parametrize("labels", [np.array([3, 7, 9]), np.array(["a", "bb", "c"])])
+def test_predict_writes_labels_a_chunk_at_a_time(monkeypatch, labels):
+    # The class indices of all rows at once (float32, then an intp copy) took
+    # 1.5 times the labels' memory beside them; predict now finds them a
+    # chunk of whole inference batches at a time, with the same answer.
+    import denoisenet.bottleneck as bottleneck
+
+    rng = np.random.default_rng(0)
+    X = rng.random((300, 12)).astype(np.float32)
+    y = labels[rng.integers(0, 3, 300)]
+    clf = BottleneckClassifier(max_iter=3, random_state=0, device="cpu").fit(X, y)
+    X_new = rng.random((1300, 12)).astype(np.float32)
+    expected = clf.classes_[clf.predict_proba(X_new).argmax(1)]
+    whole = clf.predict(X_new)
+
+    calls = []
+    infer = type(clf)._infer
+
+    def spy(self, rows, *args, **kwargs):
+        calls.append(rows.shape[0])
+        return infer(self, rows, *args, **kwargs)
+
+    monkeypatch.setattr(bottleneck, "PREDICT_CHUNK_ROWS", 1)
+    monkeypatch.setattr(type(clf), "_infer", spy)
+    chunked = clf.predict(X_new)
+    step = clf._inference_rows()
+    assert calls == [step, step, 1300 - 2 * step]
+    for answer in (whole, chunked):
+        assert answer.dtype == clf.classes_.dtype
+        np.testing.assert_array_equal(answer, expected)
+
+
 def test_autoencoder_score_does_not_copy_float64_data(fitted):
     dae, _, X, _ = fitted
     _, peak = _traced_peak(lambda: dae.score(X))

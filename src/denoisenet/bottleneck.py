@@ -67,6 +67,9 @@ GRAPH_BLOCK_ROWS = 20_000
 # its table does not grow with the data.
 GRAPH_CHUNK_ROWS = 2048
 GRAPH_WORKING_MEMORY = 64
+# predict writes the labels of this many rows at a time (rounded to whole
+# inference batches): the class indices are only ever this long.
+PREDICT_CHUNK_ROWS = 2**16
 
 
 def _is_class_weight(value):
@@ -846,8 +849,17 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         X = self._validated(X)
         # The most probable class, batch by batch: the probabilities of all
         # rows at once would take n_classes times the memory of the answer.
-        index = self._infer(X, _most_probable, 1, dtype=np.float32)
-        return self.classes_[index.ravel().astype(np.intp)]
+        # The labels are written a chunk at a time, so that the indices (and
+        # their integer copy) never take memory beside them for every row.
+        y_pred = np.empty(X.shape[0], dtype=self.classes_.dtype)
+        rows = self._inference_rows()
+        step = rows * max(1, PREDICT_CHUNK_ROWS // rows)
+        for start in range(0, X.shape[0], step):
+            index = self._infer(X[start : start + step], _most_probable, 1)
+            self.classes_.take(
+                index.ravel().astype(np.intp), out=y_pred[start : start + step]
+            )
+        return y_pred
 
     def transform(self, X):
         """The bottleneck activations: a low-dimensional map of ``X``.
