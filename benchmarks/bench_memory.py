@@ -67,8 +67,8 @@ N_CLASSES = 10
 TARGET_RATIO = 1.25
 # Fixed memory beside the proportional quarter: the allocator's state moves
 # a small growth by a few MiB either way (BottleneckClassifier.transform's
-# 7.6 MiB output grew the peak by 10.2 MiB here, by 4.4 MiB in a process
-# that had fitted the model), which for the 3 GB outputs is 0.1%.
+# 7.6 MiB output grew the peak by 9.8 MiB in one run of this script and by
+# 10.2 MiB in another), which for the 3 GB outputs is 0.1%.
 FIXED_MIB = 4
 NO_COPY_SHARE = 0.10
 WARMUP_ROWS = 1024
