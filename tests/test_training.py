@@ -763,3 +763,133 @@ def test_dense_step_declines_other_dtypes():
     optimizer = make_optimizer(module, 1e-2, 0.0, 4)
     x = torch.rand(4, 20, dtype=torch.float64)
     assert DenseSquaredErrorStep()(module, optimizer, x, x) is None
+
+
+# -- the optimiser step without Adam.step's wrapper ----------------------------
+
+
+def _adam_run(stepper, n_steps=6, reload_at=3, lr_change_at=4, dtype=torch.float32):
+    """Parameters and optimiser state after ``n_steps`` steps of ``stepper``,
+    with what a fit does between steps: a learning rate cut ('adaptive')
+    and a reload of the optimiser's state (the best weights' restore)."""
+    module = tiny_module().to(dtype)
+    optimizer = make_optimizer(module, 0.05, alpha=0.5, batch_size=8)
+    generator = torch.Generator().manual_seed(1)
+    x = torch.rand(8, 3, generator=generator, dtype=dtype)
+    y = torch.rand(8, 1, generator=generator, dtype=dtype)
+    for i in range(n_steps):
+        if i == reload_at:
+            optimizer.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+        if i == lr_change_at:
+            for group in optimizer.param_groups:
+                group["lr"] /= 5
+        loss = torch.nn.functional.mse_loss(module(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        stepper(optimizer)
+    state = [
+        (name, value.clone())
+        for moments in optimizer.state_dict()["state"].values()
+        for name, value in moments.items()
+    ]
+    return [p.detach().clone() for p in module.parameters()], state
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_adam_step_is_bit_identical_to_optimizer_step(monkeypatch, dtype):
+    from denoisenet import _training
+
+    calls = []
+    step = torch.optim.Adam.step
+
+    def counting(self, *args, **kwargs):
+        calls.append(self)
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", counting)
+    mine = _adam_run(_training.adam_step, dtype=dtype)
+    # torch's step took only the first (which makes the state); the direct
+    # call of its kernel took the other five.
+    assert len(calls) == 1
+    monkeypatch.setattr(_training, "DIRECT_ADAM", False)
+    calls.clear()
+    theirs = _adam_run(_training.adam_step, dtype=dtype)
+    assert len(calls) == 6
+    mine_tensors = mine[0] + [value for _, value in mine[1]]
+    theirs_tensors = theirs[0] + [value for _, value in theirs[1]]
+    for a, b in zip(mine_tensors, theirs_tensors, strict=True):
+        assert torch.equal(a, b)
+    assert [n for n, _ in mine[1]] == [n for n, _ in theirs[1]]
+
+
+def test_adam_step_runs_the_optimizers_hooks():
+    from denoisenet._training import adam_step
+
+    module = tiny_module()
+    optimizer = make_optimizer(module, 0.05, alpha=0.0, batch_size=8)
+    seen = []
+    optimizer.register_step_post_hook(lambda opt, args, kwargs: seen.append(opt))
+    x = torch.rand(8, 3)
+    for _ in range(3):
+        optimizer.zero_grad(set_to_none=True)
+        module(x).square().mean().backward()
+        adam_step(optimizer)
+    assert seen == [optimizer] * 3
+
+
+@pytest.mark.parametrize("case", ["amsgrad", "frozen-bias", "subclass"])
+def test_adam_step_takes_torchs_step_where_it_differs(case):
+    from denoisenet._training import _direct_adam_groups, adam_step
+
+    class MyAdam(torch.optim.Adam):
+        pass
+
+    def build():
+        module = tiny_module()
+        params = list(module.parameters())
+        kind = MyAdam if case == "subclass" else torch.optim.Adam
+        optimizer = kind(params, lr=0.05, fused=True, amsgrad=case == "amsgrad")
+        return module, optimizer
+
+    def run(stepper):
+        module, optimizer = build()
+        x = torch.rand(8, 3, generator=torch.Generator().manual_seed(0))
+        for i in range(4):
+            optimizer.zero_grad(set_to_none=True)
+            module(x).square().mean().backward()
+            if case == "frozen-bias" and i >= 2:
+                module[2].bias.grad = None  # a parameter without a gradient
+            stepper(optimizer)
+        return optimizer, [p.detach().clone() for p in module.parameters()]
+
+    optimizer, mine = run(adam_step)
+    # Declined with the state made and the gradients of the last step.
+    assert _direct_adam_groups(optimizer) is None
+    _, theirs = run(lambda optimizer: optimizer.step())
+    assert all(torch.equal(a, b) for a, b in zip(mine, theirs, strict=True))
+
+
+@pytest.mark.parametrize("estimator", ["autoencoder", "bottleneck"])
+def test_fits_with_the_direct_step_equal_torchs(monkeypatch, estimator):
+    import numpy as np
+
+    from denoisenet import BottleneckClassifier, DenoisingAutoencoder, _training
+
+    rng = np.random.default_rng(0)
+    X = rng.random((96, 20), dtype=np.float32)
+    y = np.arange(96) % 3
+
+    def fit():
+        if estimator == "autoencoder":
+            model = DenoisingAutoencoder(hidden_layer_sizes=(8, 4, 8), max_iter=3)
+        else:
+            model = BottleneckClassifier(hidden_layer_sizes=(8, 2, 8), max_iter=3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.set_params(random_state=0, batch_size=16, early_stopping=False)
+            model.fit(X, y)
+        return [p.detach().clone() for p in model.module_.parameters()]
+
+    direct = fit()
+    monkeypatch.setattr(_training, "DIRECT_ADAM", False)
+    assert all(torch.equal(a, b) for a, b in zip(direct, fit(), strict=True))
