@@ -158,9 +158,9 @@ def _torch_normal(seed):
     generator seeded once per fit."""
     generator = torch.Generator().manual_seed(seed)
 
-    def draw(X, _generator):
+    def draw(X, _generator, std=1.0):
         out = torch.empty_like(X, memory_format=torch.contiguous_format)
-        return out.normal_(generator=generator)
+        return out.normal_(generator=generator).mul_(std)
 
     return draw
 

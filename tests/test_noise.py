@@ -396,6 +396,25 @@ def test_cpu_normal_table_is_the_normal_distribution_to_16_bits():
     assert 4.3 < table.max() < 4.4
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("std", [0.3, 1 / 3, 0.0, 2.5, 1e30])
+def test_noise_drawn_from_the_scaled_table_is_the_unit_draw_times_std(dtype, std):
+    # The CPU draw looks the noise up in the table times std (no pass over
+    # the batch to scale it): bit for bit what the unit draw times std
+    # gives, as before the table was scaled.
+    from denoisenet import noise
+    from denoisenet._base import torch_generator
+
+    X = torch.zeros(64, 100, dtype=dtype)
+    unit = noise._draw_normal(X, torch_generator(3))
+    scaled = noise._draw_normal(X, torch_generator(3), std)
+    assert torch.equal(scaled, unit.mul_(std))
+    # The tables are a small cache: one per dtype and std in use.
+    for k in range(3 * noise._MAX_TABLES):
+        noise._normal_table(dtype, 0.01 * (k + 1))
+    assert len(noise._normal_tables) <= noise._MAX_TABLES
+
+
 def test_gaussian_noise_of_a_row_does_not_depend_on_later_rows():
     # Over two lookup chunks of the CPU draw (2**20 pixels each): the rows of
     # X[:k] get the noise that the same rows get within X.

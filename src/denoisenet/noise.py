@@ -6,6 +6,7 @@ Each class has one definition of its corruption, written in torch:
 torch batches inside its training loop, so the two paths cannot drift apart.
 """
 
+import functools
 import math
 import warnings
 
@@ -172,7 +173,11 @@ class _PixelNoise(DocLinkMixin, OneToOneFeatureMixin, TransformerMixin, BaseEsti
 # noise, a Gaussian. The bits are numpy's SFC64 (a fit's NoiseGenerator
 # holds them).
 _TABLE_BITS = 16
+# (dtype, std) -> the table times std: a fit draws with one std, so the
+# scaling costs nothing per batch. A few entries at most (a search over
+# std makes one per value).
 _normal_tables = {}
+_MAX_TABLES = 8
 # Pixels drawn per chunk: bounds the draw's scratch memory on a big
 # transform; a multiple of 4 (the 16-bit indices in one 64-bit word, and
 # the 32-bit uniforms two to a word), so that where a chunk ends does not
@@ -180,15 +185,28 @@ _normal_tables = {}
 _CHUNK = 1 << 20
 
 
-def _normal_table(dtype):
-    table = _normal_tables.get(dtype)
+def _normal_table(dtype, std=1.0):
+    """The 65,536 normal quantiles in ``dtype``, times ``std``.
+
+    ``table * std`` rounds each product to ``dtype`` exactly as
+    multiplying a looked-up value by ``std`` would, so a draw from the
+    scaled table is bit for bit the draw from the unit table times ``std``.
+    """
+    key = (dtype, float(std))
+    table = _normal_tables.get(key)
     if table is None:
-        size = 1 << _TABLE_BITS
-        # On the CPU whatever torch's default device (a caller's "meta").
-        levels = torch.arange(size, dtype=torch.float64, device="cpu")
-        levels = (levels + 0.5) / size
-        table = torch.special.ndtri(levels).to(dtype)
-        _normal_tables[dtype] = table
+        if len(_normal_tables) >= _MAX_TABLES:
+            _normal_tables.clear()
+        unit = _normal_tables.get((dtype, 1.0))
+        if unit is None:
+            size = 1 << _TABLE_BITS
+            # On the CPU whatever torch's default device (a caller's "meta").
+            levels = torch.arange(size, dtype=torch.float64, device="cpu")
+            levels = (levels + 0.5) / size
+            unit = torch.special.ndtri(levels).to(dtype)
+            _normal_tables[dtype, 1.0] = unit
+        table = unit if key[1] == 1.0 else unit * key[1]
+        _normal_tables[key] = table
     return table
 
 
@@ -214,15 +232,17 @@ def _random_chunks(bits, total, dtype):
         yield start, bits.random_raw(-(-size // per_word)).view(dtype)[:size]
 
 
-def _draw_normal(X, generator):
+def _draw_normal(X, generator, std=1.0):
+    """Normal noise of X's shape and dtype with standard deviation ``std``."""
     # A function of its own so that benchmarks/bench_noise.py can time the
     # draw inside a fit.
     out = torch.empty_like(X, memory_format=torch.contiguous_format)
     if out.device.type != "cpu":
         # On a GPU normal_ is fast, and a CUDA graph can capture it.
-        return out.normal_(generator=generator)
+        out.normal_(generator=generator)
+        return out if std == 1.0 else out.mul_(std)
     bits = _cpu_bits(generator)
-    table = _normal_table(out.dtype)
+    table = _normal_table(out.dtype, std)
     flat = out.view(-1)
     for start, raw in _random_chunks(bits, flat.numel(), np.uint16):
         # The uint16 indices widened to int32 (what index_select takes) in
@@ -272,7 +292,13 @@ def _rounded(value, X):
     # batch of 128 images); made on the CPU, so that a GPU batch waits for
     # no copy, and a CUDA graph can capture the step (a copy from the host
     # cannot be captured).
-    return torch.tensor(float(value), dtype=X.dtype, device="cpu").item()
+    # Cached: a fit asks for the same bounds every batch.
+    return _rounded_to(float(value), X.dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _rounded_to(value, dtype):
+    return torch.tensor(value, dtype=dtype, device="cpu").item()
 
 
 class GaussianPixelNoise(_PixelNoise):
@@ -392,7 +418,7 @@ class GaussianPixelNoise(_PixelNoise):
             )
 
     def _corrupt(self, X, generator):
-        noisy = _draw_normal(X, generator).mul_(self.std).add_(X)
+        noisy = _draw_normal(X, generator, self.std).add_(X)
         if self.clip is not None:
             noisy.clamp_(_rounded(self.clip[0], X), _rounded(self.clip[1], X))
         return noisy
