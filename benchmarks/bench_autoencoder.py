@@ -33,6 +33,15 @@ the target uses is the median of the per-round ratios (paired). Targets
 (issue 17): the DAE at least 1.3x as fast per epoch as the plain loop, and
 at least 2x as fast as MLPRegressor.
 
+The run also times the step's matrix products alone (the 11 ``torch.mm``
+of a step on the default network, on fresh tensors of the step's shapes,
+at the run's thread count) and prints MLPRegressor's epoch over that
+epoch of products: the ratio to MLPRegressor that a step doing nothing but
+its products would reach on this machine. ``--adam-step`` adds the DAE
+with every optimiser step taken by torch's ``optimizer.step()`` instead of
+the direct call of Adam's fused kernel (bit-identical weights), and prints
+the per-round ratio of the two.
+
 "Share of peak" divides the achieved GFLOP/s (one epoch is
 ``6 x n_samples x weights`` FLOPs, 168 GFLOP for 60,000 images) by the fp32
 ``torch.mm`` speed measured at the start and at the end of the same run
@@ -57,6 +66,7 @@ Run it from the repository root::
 
     python benchmarks/bench_autoencoder.py --part all
     python benchmarks/bench_autoencoder.py --part speed --threads 1 --rounds 5
+    python benchmarks/bench_autoencoder.py --part speed --rounds 5 --adam-step
     python benchmarks/bench_autoencoder.py --part quality
 
 Absolute seconds drift on shared machines; compare the ratios measured
@@ -65,6 +75,7 @@ within one run.
 
 import argparse
 import itertools
+import math
 import time
 import warnings
 
@@ -74,7 +85,7 @@ import torch
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from torch import nn
 
-from denoisenet import DenoisingAutoencoder, GaussianPixelNoise
+from denoisenet import DenoisingAutoencoder, GaussianPixelNoise, _training
 from denoisenet._base import auto_threads
 
 HIDDEN = (256, 128, 256)
@@ -130,6 +141,17 @@ def fit_dae(X, X_noisy, epochs, cfg):
     if dae.n_iter_ != epochs:
         raise RuntimeError(f"DAE ran {dae.n_iter_} epochs, not {epochs}")
     return dae
+
+
+def fit_dae_adam_step(X, X_noisy, epochs, cfg):
+    """The DAE with every optimiser step taken by ``optimizer.step()``
+    (``--adam-step``): the anchor of the direct call of Adam's kernel."""
+    saved = _training.DIRECT_ADAM
+    _training.DIRECT_ADAM = False
+    try:
+        return fit_dae(X, X_noisy, epochs, cfg)
+    finally:
+        _training.DIRECT_ADAM = saved
 
 
 def fit_plain_loop(X, X_noisy, epochs, cfg):
@@ -192,12 +214,17 @@ def fit_skorch(X, X_noisy, epochs, cfg):
     return net.fit(X_noisy, X)
 
 
-def implementations(use_skorch):
+ADAM_STEP_NAME = "DAE with Adam.step"
+
+
+def implementations(use_skorch, adam_step=False):
     impls = {
         "DenoisingAutoencoder": fit_dae,
         "(a) plain PyTorch loop": fit_plain_loop,
         "(b) sklearn MLPRegressor": fit_mlp_regressor,
     }
+    if adam_step:
+        impls[ADAM_STEP_NAME] = fit_dae_adam_step
     if use_skorch:
         try:
             import skorch  # noqa: F401
@@ -263,7 +290,7 @@ def run_speed(cfg):
     peak_start = _common.measure_matmul_peak(cfg.threads)
     print(f"fp32 torch.mm 2048^3 peak at start: {peak_start:.1f} GFLOP/s")
 
-    impls = implementations(cfg.skorch)
+    impls = implementations(cfg.skorch, cfg.adam_step)
     print(
         f"{cfg.rounds} round(s) of {cfg.epochs} epoch(s) each, order rotating, "
         "after one warm-up fit per implementation"
@@ -344,6 +371,51 @@ def run_speed(cfg):
         f"({dae_median:.3f} vs {mlp_median:.3f} s/epoch, "
         f"{mlp_median / dae_median:.2f}x)"
     )
+    products = products_per_epoch(X.shape[1], n, cfg.batch_size)
+    print(
+        f"the products of an epoch alone (torch.mm on the step's shapes, best "
+        f"of 3): {products:.3f} s/epoch; MLPRegressor / that: "
+        f"{mlp_median / products:.2f}x, the most any step can reach here"
+    )
+    if ADAM_STEP_NAME in seconds:
+        paired = [
+            a / d
+            for d, a in zip(
+                seconds["DenoisingAutoencoder"], seconds[ADAM_STEP_NAME], strict=True
+            )
+        ]
+        print(
+            "per-round DAE with Adam.step / DAE: "
+            + ", ".join(f"{r:.3f}" for r in paired)
+            + f" (median {_common.median(paired):.3f})"
+        )
+
+
+def products_per_epoch(n_features, n_samples, batch_size, steps=100):
+    """Seconds of the matrix products of one epoch's steps, nothing else.
+
+    A step of the network multiplies, for every layer, the batch by the
+    weights (forward), the output gradient by the weights (the input
+    gradient; not for the first layer) and the output gradient by the
+    layer's input (the weight gradient): 11 products for the default
+    network, on fresh tensors of the step's shapes.
+    """
+    widths = [n_features, *HIDDEN, n_features]
+    shapes = []
+    for k, (a, b) in enumerate(itertools.pairwise(widths)):
+        shapes.append(((batch_size, a), (a, b)))
+        if k > 0:
+            shapes.append(((batch_size, b), (b, a)))
+        shapes.append(((b, batch_size), (batch_size, a)))
+    pairs = [(torch.rand(*p), torch.rand(*q)) for p, q in shapes]
+
+    def run():
+        for _ in range(steps):
+            for a, b in pairs:
+                torch.mm(a, b)
+
+    best = min(_common.time_call(run, repeat=3, warmup=1))
+    return best / steps * math.ceil(n_samples / batch_size)
 
 
 # -- quality -----------------------------------------------------------------
@@ -446,6 +518,11 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--no-skorch", dest="skorch", action="store_false", help="skip anchor (c)"
+    )
+    parser.add_argument(
+        "--adam-step",
+        action="store_true",
+        help="also fit the DAE with torch's optimizer.step() (speed)",
     )
     parser.add_argument(
         "--dae-max-iter",

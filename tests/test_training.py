@@ -893,3 +893,21 @@ def test_fits_with_the_direct_step_equal_torchs(monkeypatch, estimator):
     direct = fit()
     monkeypatch.setattr(_training, "DIRECT_ADAM", False)
     assert all(torch.equal(a, b) for a, b in zip(direct, fit(), strict=True))
+
+
+def test_adam_step_leaves_a_foreign_state_to_torch():
+    # A state that does not match its parameters (loaded from elsewhere) is
+    # not handed to the kernel: torch's step and its own checks take it.
+    from denoisenet._training import _direct_adam_groups
+
+    module = tiny_module()
+    optimizer = make_optimizer(module, 0.05, alpha=0.0, batch_size=8)
+    module(torch.rand(8, 3)).square().mean().backward()
+    optimizer.step()
+    assert _direct_adam_groups(optimizer) is not None
+    moments = optimizer.state[module[0].weight]
+    moments["exp_avg"] = moments["exp_avg"].double()
+    assert _direct_adam_groups(optimizer) is None
+    moments["exp_avg"] = moments["exp_avg"].float()
+    moments["step"] = 3.0
+    assert _direct_adam_groups(optimizer) is None

@@ -281,15 +281,37 @@ def _direct_adam_groups(optimizer):
                 or not moments
                 or p.device.type != "cpu"
                 or p.dtype != params[0].dtype
-                or p.grad.dtype != p.dtype
+                or not _like(p.grad, p)
+            ):
+                return None
+            exp_avg = moments.get("exp_avg")
+            exp_avg_sq = moments.get("exp_avg_sq")
+            step = moments.get("step")
+            # A state loaded from elsewhere (another device, a state dict
+            # edited by hand) is left to torch's step and its checks.
+            if (
+                not _like(exp_avg, p)
+                or not _like(exp_avg_sq, p)
+                or not isinstance(step, torch.Tensor)
+                or step.device.type != "cpu"
+                or step.numel() != 1
             ):
                 return None
             grads.append(p.grad)
-            exp_avgs.append(moments["exp_avg"])
-            exp_avg_sqs.append(moments["exp_avg_sq"])
-            steps.append(moments["step"])
+            exp_avgs.append(exp_avg)
+            exp_avg_sqs.append(exp_avg_sq)
+            steps.append(step)
         calls.append((group, params, grads, exp_avgs, exp_avg_sqs, steps))
     return calls
+
+
+def _like(tensor, parameter):
+    return (
+        isinstance(tensor, torch.Tensor)
+        and tensor.shape == parameter.shape
+        and tensor.dtype == parameter.dtype
+        and tensor.device == parameter.device
+    )
 
 
 def adam_step(optimizer):
