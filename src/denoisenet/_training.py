@@ -12,6 +12,7 @@ import copy
 import itertools
 import math
 import warnings
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -244,12 +245,18 @@ def _direct_adam_groups(optimizer):
     That is: torch's own ``Adam`` (not a subclass), every group ``fused``
     with the defaults of the other flags and a float learning rate, no step
     hooks (the optimiser's or global ones), every parameter on the CPU with
-    a gradient and a state (so not the first step, which creates the
-    state), and one dtype per group (Adam groups its tensors by device and
-    dtype before the kernel: with one of each, the lists below are the
-    group it makes, in its order).
+    a gradient (torch refuses one of another shape, dtype or device) and a
+    state (so not the first step, which creates the state), and one dtype
+    per group (Adam groups its tensors by device and dtype before the
+    kernel: with one of each, the lists below are the group it makes, in
+    its order).
     """
-    if not DIRECT_ADAM or type(optimizer) is not torch.optim.Adam:
+    if (
+        not DIRECT_ADAM
+        or type(optimizer) is not torch.optim.Adam
+        or getattr(optimizer, "grad_scale", None) is not None
+        or getattr(optimizer, "found_inf", None) is not None
+    ):
         return None
     for owner, name in (
         (optimizer, "_optimizer_step_pre_hooks"),
@@ -268,8 +275,6 @@ def _direct_adam_groups(optimizer):
             or group.get("decoupled_weight_decay", True)
             or any(isinstance(group[k], torch.Tensor) for k in ("lr", "eps"))
             or any(isinstance(beta, torch.Tensor) for beta in group["betas"])
-            or getattr(optimizer, "grad_scale", None) is not None
-            or getattr(optimizer, "found_inf", None) is not None
         ):
             return None
         params = group["params"]
@@ -281,16 +286,38 @@ def _direct_adam_groups(optimizer):
             if (
                 p.grad is None
                 or not moments
-                or p.device.type != "cpu"
+                or not p.is_cpu
                 or p.dtype != params[0].dtype
-                or not _like(p.grad, p)
             ):
                 return None
-            exp_avg = moments.get("exp_avg")
-            exp_avg_sq = moments.get("exp_avg_sq")
-            step = moments.get("step")
-            # A state loaded from elsewhere (another device, a state dict
-            # edited by hand) is left to torch's step and its checks.
+            grads.append(p.grad)
+            exp_avgs.append(moments.get("exp_avg"))
+            exp_avg_sqs.append(moments.get("exp_avg_sq"))
+            steps.append(moments.get("step"))
+        calls.append((group, params, grads, exp_avgs, exp_avg_sqs, steps))
+    return calls if _state_fits(optimizer, calls) else None
+
+
+# optimizer -> the state tensors last found to fit their parameters: the
+# kernel updates them in place, so from one step to the next they are the
+# same objects, and only a new state (loaded, or edited by hand) is checked.
+_fitting_states = weakref.WeakKeyDictionary()
+
+
+def _state_fits(optimizer, calls):
+    """Whether every moment is a tensor of its parameter's shape, dtype and
+    device and every step count a one-element CPU tensor. A state loaded
+    from elsewhere (another device, a state dict edited by hand) is left
+    to torch's step and its checks."""
+    tensors = [t for call in calls for part in call[3:] for t in part]
+    known = _fitting_states.get(optimizer)
+    if known is not None and len(known) == len(tensors):
+        if all(a is b for a, b in zip(known, tensors, strict=True)):
+            return True
+    for _, params, _, exp_avgs, exp_avg_sqs, steps in calls:
+        for p, exp_avg, exp_avg_sq, step in zip(
+            params, exp_avgs, exp_avg_sqs, steps, strict=True
+        ):
             if (
                 not _like(exp_avg, p)
                 or not _like(exp_avg_sq, p)
@@ -298,13 +325,10 @@ def _direct_adam_groups(optimizer):
                 or step.device.type != "cpu"
                 or step.numel() != 1
             ):
-                return None
-            grads.append(p.grad)
-            exp_avgs.append(exp_avg)
-            exp_avg_sqs.append(exp_avg_sq)
-            steps.append(step)
-        calls.append((group, params, grads, exp_avgs, exp_avg_sqs, steps))
-    return calls
+                _fitting_states.pop(optimizer, None)
+                return False
+    _fitting_states[optimizer] = tensors
+    return True
 
 
 def _like(tensor, parameter):
