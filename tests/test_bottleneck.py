@@ -1098,6 +1098,52 @@ def test_neighbor_loss_prefers_codes_that_keep_neighbours():
     assert faithful < _neighbor_loss(adjacency, shuffled, None)
 
 
+def _autograd_neighbor_loss(adjacency, z, weights):
+    """The neighbour term as autograd ops, written from its definition."""
+    from denoisenet.bottleneck import _graph_affinities
+
+    p = _graph_affinities(adjacency, weights).to(z.dtype)
+    n = z.shape[0]
+    q = 1.0 / (1.0 + torch.cdist(z, z).square())
+    take = ~torch.eye(n, dtype=torch.bool)
+    if weights is not None:
+        take &= (weights > 0)[:, None] & (weights > 0)[None, :]
+    q = torch.where(take, q, torch.zeros_like(q))
+    q = q / q.sum()
+    on = p > 0
+    return (p[on] * (p[on].log() - q[on].log())).sum()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_neighbor_loss_and_its_gradient_are_the_kl_divergence(dtype, weighted):
+    from denoisenet.bottleneck import _neighbor_loss
+
+    generator = torch.Generator().manual_seed(5)
+    adjacency = torch.rand(40, 40, generator=generator) < 0.1
+    adjacency.fill_diagonal_(False)
+    z = (3 * torch.randn(40, 2, generator=generator, dtype=dtype)).requires_grad_()
+    weights = None
+    if weighted:
+        weights = 3 * torch.rand(40, generator=generator)
+        weights[[0, 7, 19]] = 0.0
+    expected = _autograd_neighbor_loss(adjacency, z, weights)
+    (expected_grad,) = torch.autograd.grad(2.5 * expected, z)
+    actual = _neighbor_loss(adjacency, z, weights)
+    (actual_grad,) = torch.autograd.grad(2.5 * actual, z)
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    assert actual.dtype == dtype
+    assert torch.isclose(actual, expected, rtol=tol)
+    assert torch.allclose(actual_grad, expected_grad, rtol=tol, atol=tol)
+    if weighted:  # rows of weight 0 get no gradient
+        assert torch.all(actual_grad[[0, 7, 19]] == 0)
+    if dtype == torch.float64:
+        assert torch.autograd.gradcheck(
+            lambda codes: _neighbor_loss(adjacency, codes, weights),
+            (z.detach().requires_grad_(),),
+        )
+
+
 def test_neighbour_term_memory_is_bounded_in_large_batches(data, monkeypatch):
     import denoisenet.bottleneck as module
 
