@@ -207,9 +207,11 @@ class _NeighborKL(torch.autograd.Function):
     and ``Z = sum(w)``, the loss is ``sum(p log p) + sum(p log(1 + d^2)) +
     sum(p) log Z``, and its gradient ``dL/dz_i = 2 sum_j (G_ij + G_ji)
     (z_i - z_j)`` with ``G = p w - sum(p) w^2 / Z`` (van der Maaten 2009).
-    Autograd's graph of the same loss ran about twice as many kernels over
-    the batch's (n, n) pairs, forward and backward (0.8 ms against 1.3 ms
-    a step for 256 rows: a tenth of the classifier's step).
+    Autograd's graph of the same loss ran more kernels over the batch's
+    (n, n) pairs, forward and backward: with it an epoch of the
+    default classifier on 60,000 images took 1.14x as long (median of three
+    paired rounds, ``benchmarks/bench_classifier_speed.py``, a 2-core AMD
+    machine at two threads).
     """
 
     @staticmethod
