@@ -24,7 +24,10 @@ weights`` FLOPs per epoch (forward, and the two products of the backward).
 
 Run it from the repository root::
 
-    python benchmarks/bench_classifier_speed.py --rounds 3
+    python benchmarks/bench_classifier_speed.py --epochs 1 --rounds 12
+
+Many short rounds suit a machine whose speed drifts within a run (a shared
+VM): each round's ratio compares fits a few seconds apart.
 """
 
 import argparse
@@ -163,8 +166,8 @@ def measure(X, y, cfg):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-samples", type=int, default=60000)
-    parser.add_argument("--epochs", type=int, default=2, help="epochs per fit")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=1, help="epochs per fit")
+    parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
     cfg = parser.parse_args(argv)

@@ -209,9 +209,9 @@ class _NeighborKL(torch.autograd.Function):
     (z_i - z_j)`` with ``G = p w - sum(p) w^2 / Z`` (van der Maaten 2009).
     Autograd's graph of the same loss ran more kernels over the batch's
     (n, n) pairs, forward and backward: with it an epoch of the
-    default classifier on 60,000 images took 1.14x as long (median of three
-    paired rounds, ``benchmarks/bench_classifier_speed.py``, a 2-core AMD
-    machine at two threads).
+    default classifier on 60,000 images took 1.057x as long (median of
+    twelve paired rounds, ``benchmarks/bench_classifier_speed.py``, a
+    2-core AMD machine at two threads).
     """
 
     @staticmethod
