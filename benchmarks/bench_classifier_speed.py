@@ -33,6 +33,7 @@ VM): each round's ratio compares fits a few seconds apart.
 import argparse
 import time
 import warnings
+from unittest import mock
 
 import _common
 import torch
@@ -81,8 +82,7 @@ class EpochTimer:
 def fit_classifier(X, y, epochs, cfg, **params):
     """Seconds per epoch of a ``BottleneckClassifier`` fit, epochs alone."""
     timer = EpochTimer()
-    training.run_epoch = timer
-    try:
+    with mock.patch.object(training, "run_epoch", timer):
         BottleneckClassifier(
             max_iter=epochs,
             n_iter_no_change=epochs + 1,
@@ -90,20 +90,14 @@ def fit_classifier(X, y, epochs, cfg, **params):
             random_state=cfg.seed,
             **params,
         ).fit(X, y)
-    finally:
-        training.run_epoch = timer._run_epoch
     if timer.epochs != epochs:
         raise RuntimeError(f"the classifier ran {timer.epochs} epochs, not {epochs}")
     return timer.seconds / epochs
 
 
 def fit_autograd_term(X, y, epochs, cfg):
-    closed_form = bottleneck._neighbor_loss
-    bottleneck._neighbor_loss = autograd_neighbor_loss
-    try:
+    with mock.patch.object(bottleneck, "_neighbor_loss", autograd_neighbor_loss):
         return fit_classifier(X, y, epochs, cfg)
-    finally:
-        bottleneck._neighbor_loss = closed_form
 
 
 def fit_mlp(X, y, epochs, cfg):
