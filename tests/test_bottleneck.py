@@ -1144,6 +1144,18 @@ def test_neighbor_loss_and_its_gradient_are_the_kl_divergence(dtype, weighted):
         )
 
 
+def test_a_batch_without_edges_has_no_neighbour_loss_or_gradient():
+    from denoisenet.bottleneck import _neighbor_loss
+
+    adjacency = torch.zeros(12, 12, dtype=torch.bool)
+    z = torch.randn(12, 2, generator=torch.Generator().manual_seed(3))
+    z.requires_grad_()
+    loss = _neighbor_loss(adjacency, z, None)
+    loss.backward()
+    assert loss.item() == 0.0
+    assert torch.all(z.grad == 0)
+
+
 def test_neighbour_term_memory_is_bounded_in_large_batches(data, monkeypatch):
     import denoisenet.bottleneck as module
 
