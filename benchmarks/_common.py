@@ -160,6 +160,28 @@ def time_call(function, *, repeat=5, warmup=0):
     return times
 
 
+def rotating_rounds(names, run, rounds):
+    """``run(name)``, seconds per epoch, for every name in each of ``rounds``
+    rounds, in an order that rotates by one from round to round (no
+    implementation always runs first, or after the same one); prints each
+    round. Returns ``{name: [seconds of each round]}``."""
+    names = list(names)
+    seconds = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            seconds[name].append(run(name))
+        shown = ", ".join(
+            f"{name.split(' ')[0]} {seconds[name][-1]:.3f}" for name in names
+        )
+        print(f"  round {r + 1}/{rounds}: s/epoch {shown}", flush=True)
+    return seconds
+
+
+def paired_ratios(values, base):
+    """Round by round, ``values`` over ``base`` (times measured side by side)."""
+    return [v / b for v, b in zip(values, base, strict=True)]
+
+
 def median(values):
     return float(statistics.median(values))
 

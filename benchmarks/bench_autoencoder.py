@@ -78,6 +78,7 @@ import itertools
 import math
 import time
 import warnings
+from unittest import mock
 
 import _common
 import numpy as np
@@ -146,12 +147,8 @@ def fit_dae(X, X_noisy, epochs, cfg):
 def fit_dae_adam_step(X, X_noisy, epochs, cfg):
     """The DAE with every optimiser step taken by ``optimizer.step()``
     (``--adam-step``): the anchor of the direct call of Adam's kernel."""
-    saved = _training.DIRECT_ADAM
-    _training.DIRECT_ADAM = False
-    try:
+    with mock.patch.object(_training, "DIRECT_ADAM", False):
         return fit_dae(X, X_noisy, epochs, cfg)
-    finally:
-        _training.DIRECT_ADAM = saved
 
 
 def fit_plain_loop(X, X_noisy, epochs, cfg):
@@ -243,20 +240,14 @@ def measure_training(impls, X, X_noisy, cfg):
     warm = min(X.shape[0], 4 * cfg.batch_size)
     for fit in impls.values():
         fit(X[:warm], X_noisy[:warm], 1, cfg)
-    names = list(impls)
-    seconds = {name: [] for name in names}
     fitted = {}
-    for r in range(cfg.rounds):
-        order = names[r % len(names) :] + names[: r % len(names)]
-        for name in order:
-            start = time.perf_counter()
-            fitted[name] = impls[name](X, X_noisy, cfg.epochs, cfg)
-            seconds[name].append((time.perf_counter() - start) / cfg.epochs)
-        shown = ", ".join(
-            f"{name.split(' ')[0]} {seconds[name][-1]:.3f}" for name in names
-        )
-        print(f"  round {r + 1}/{cfg.rounds}: s/epoch {shown}", flush=True)
-    return seconds, fitted
+
+    def run(name):
+        start = time.perf_counter()
+        fitted[name] = impls[name](X, X_noisy, cfg.epochs, cfg)
+        return (time.perf_counter() - start) / cfg.epochs
+
+    return _common.rotating_rounds(impls, run, cfg.rounds), fitted
 
 
 def plain_forward(model, X, batch_size=512):
@@ -348,12 +339,7 @@ def run_speed(cfg):
     print(f"transform of {n} images ({infer_gflop:.1f} GFLOP), best of {cfg.repeat}")
     _common.print_table(["inference", "best s", "median", "GFLOP/s", "of peak"], rows)
 
-    paired = [
-        p / d
-        for d, p in zip(
-            seconds["DenoisingAutoencoder"], seconds[plain_name], strict=True
-        )
-    ]
+    paired = _common.paired_ratios(seconds[plain_name], seconds["DenoisingAutoencoder"])
     speedup = _common.median(paired)
     print()
     print("per-round plain loop / DAE: " + ", ".join(f"{r:.3f}" for r in paired))
@@ -378,12 +364,9 @@ def run_speed(cfg):
         f"{mlp_median / products:.2f}x, the most any step can reach here"
     )
     if ADAM_STEP_NAME in seconds:
-        paired = [
-            a / d
-            for d, a in zip(
-                seconds["DenoisingAutoencoder"], seconds[ADAM_STEP_NAME], strict=True
-            )
-        ]
+        paired = _common.paired_ratios(
+            seconds[ADAM_STEP_NAME], seconds["DenoisingAutoencoder"]
+        )
         print(
             "per-round DAE with Adam.step / DAE: "
             + ", ".join(f"{r:.3f}" for r in paired)

@@ -144,17 +144,11 @@ def measure(X, y, cfg):
     warm = min(X.shape[0], 2000)
     for fit in IMPLEMENTATIONS.values():
         fit(X[:warm], y[:warm], 1, cfg)
-    names = list(IMPLEMENTATIONS)
-    seconds = {name: [] for name in names}
-    for r in range(cfg.rounds):
-        order = names[r % len(names) :] + names[: r % len(names)]
-        for name in order:
-            seconds[name].append(IMPLEMENTATIONS[name](X, y, cfg.epochs, cfg))
-        shown = ", ".join(
-            f"{name.split(' ')[0]} {seconds[name][-1]:.3f}" for name in names
-        )
-        print(f"  round {r + 1}/{cfg.rounds}: s/epoch {shown}", flush=True)
-    return seconds
+    return _common.rotating_rounds(
+        IMPLEMENTATIONS,
+        lambda name: IMPLEMENTATIONS[name](X, y, cfg.epochs, cfg),
+        cfg.rounds,
+    )
 
 
 def main(argv=None):
@@ -194,12 +188,15 @@ def main(argv=None):
     print(f"fp32 torch.mm peak: {peak:.1f} GFLOP/s (the larger of start and end)")
 
     rows_per_epoch = {BC_NAME: 2 * n, AUTOGRAD_NAME: 2 * n}
-    base = seconds[BC_NAME]
+    ratios = {
+        name: _common.paired_ratios(values, seconds[BC_NAME])
+        for name, values in seconds.items()
+    }
     table = []
     for name, values in seconds.items():
         gflop = 6 * rows_per_epoch.get(name, n) * weights / 1e9
         med = _common.median(values)
-        paired = _common.median([v / b for v, b in zip(values, base, strict=True)])
+        paired = _common.median(ratios[name])
         table.append(
             [
                 name,
@@ -214,12 +211,11 @@ def main(argv=None):
     _common.print_table(
         ["training", "s/epoch", "best", f"vs {BC_NAME}", "GFLOP/s", "of peak"], table
     )
-    ratios = [a / b for a, b in zip(seconds[AUTOGRAD_NAME], base, strict=True)]
     print()
     print(
         "per-round (a) / BottleneckClassifier(): "
-        + ", ".join(f"{r:.3f}" for r in ratios)
-        + f"; median {_common.median(ratios):.3f}x"
+        + ", ".join(f"{r:.3f}" for r in ratios[AUTOGRAD_NAME])
+        + f"; median {_common.median(ratios[AUTOGRAD_NAME]):.3f}x"
     )
 
 
