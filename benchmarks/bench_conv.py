@@ -13,7 +13,7 @@ on the clean training images (the study's clean-trained classifier), with
 fit times. Targets: conv has the lower MSE and the higher accuracy.
 
 Part ``bottleneck``: ``BottleneckClassifier()`` and
-``BottleneckClassifier(architecture="conv")`` (500-100-2-100 dense layers
+``BottleneckClassifier(architecture="conv")`` (the default dense layers
 after the convolutions) are fitted with ``random_state`` 0 .. ``--seeds``-1;
 reported: test accuracy and fit time of each, with the trustworthiness of
 each 2-D map (10 neighbours, the first 2,000 test images) for reference.

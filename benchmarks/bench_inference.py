@@ -4,7 +4,8 @@ The machine's fp32 matrix-product speed is measured first and last in the
 run (``torch.mm`` of two ``--peak-size`` square float32 matrices, best of
 10, at the thread count in use; the larger of the two counts). Then the
 default ``DenoisingAutoencoder`` (784-256-128-256-784) and the default
-``BottleneckClassifier`` (784-500-100-2-100-10, batch normalisation), each
+``BottleneckClassifier`` (784-256-256-256-256-256-2-100-10, batch
+normalisation), each
 fitted for one epoch (``max_iter=1``) on ``--fit-samples`` Fashion-MNIST
 training images, run their inference methods on ``--rows`` float32 rows
 (1,000,000 by default: Fashion-MNIST's training images tiled, 2.9 GiB).
@@ -47,8 +48,11 @@ from denoisenet._networks import run_stacks
 TARGET_SHARE = 0.70
 DAE_SIZES = [784, 256, 128, 256, 784]
 DAE_CODE = [784, 256, 128]
-BC_SIZES = [784, 500, 100, 2, 100, 10]
-BC_CODE = [784, 500, 100, 2]
+# The default classifier's widths, taken from the estimator so that the
+# counts follow its default network.
+_BC_HIDDEN = list(BottleneckClassifier().hidden_layer_sizes)
+BC_SIZES = [784, *_BC_HIDDEN, 10]
+BC_CODE = [784, *_BC_HIDDEN[: _BC_HIDDEN.index(min(_BC_HIDDEN)) + 1]]
 
 
 def flops_per_row(sizes):
