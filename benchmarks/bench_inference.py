@@ -4,8 +4,8 @@ The machine's fp32 matrix-product speed is measured first and last in the
 run (``torch.mm`` of two ``--peak-size`` square float32 matrices, best of
 10, at the thread count in use; the larger of the two counts). Then the
 default ``DenoisingAutoencoder`` (784-256-128-256-784) and the default
-``BottleneckClassifier`` (784-256-256-256-256-256-2-100-10, batch
-normalisation), each
+``BottleneckClassifier`` (its default network, with batch normalisation),
+each
 fitted for one epoch (``max_iter=1``) on ``--fit-samples`` Fashion-MNIST
 training images, run their inference methods on ``--rows`` float32 rows
 (1,000,000 by default: Fashion-MNIST's training images tiled, 2.9 GiB).

@@ -138,10 +138,7 @@ plt.show()
 # a region, though, the order of the images owes little to their pixels,
 # which costs trustworthiness. The neighbour term orders each region by
 # the pixels, so that neighbourhoods come closer to t-SNE's; it uses
-# neighbours of the same class only, so the classes stay apart. (On the
-# 8x8 digits,
-# whose classes t-SNE already keeps apart, the bottleneck has no edge in
-# kNN accuracy.)
+# neighbours of the same class only, so the classes stay apart.
 #
 # Unlike t-SNE, the bottleneck is a function: ``transform`` places new
 # images on the same map without refitting.

@@ -437,7 +437,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         scikit-learn's HistGradientBoosting estimators do: on large data the
         training loss goes on improving long after the held-out score has
         stopped (on Fashion-MNIST's 60,000 images the defaults stop after
-        50-69 epochs; ``benchmarks/bench_defaults.py --data fm``). Ignored
+        67-84 epochs; ``benchmarks/bench_bottleneck.py``). Ignored
         by :meth:`partial_fit`.
     validation_fraction : float, default=0.1
         Share of the data held out for early stopping, in (0, 1).
