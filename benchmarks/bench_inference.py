@@ -43,7 +43,7 @@ import torch
 
 from denoisenet import BottleneckClassifier, DenoisingAutoencoder
 from denoisenet._base import _PREFAULT_BYTES, _inference_output
-from denoisenet._networks import run_stacks
+from denoisenet._networks import bottleneck_index, run_stacks
 
 TARGET_SHARE = 0.70
 DAE_SIZES = [784, 256, 128, 256, 784]
@@ -52,7 +52,7 @@ DAE_CODE = [784, 256, 128]
 # counts follow its default network.
 _BC_HIDDEN = list(BottleneckClassifier().hidden_layer_sizes)
 BC_SIZES = [784, *_BC_HIDDEN, 10]
-BC_CODE = [784, *_BC_HIDDEN[: _BC_HIDDEN.index(min(_BC_HIDDEN)) + 1]]
+BC_CODE = [784, *_BC_HIDDEN[: bottleneck_index(_BC_HIDDEN) + 1]]
 
 
 def flops_per_row(sizes):
