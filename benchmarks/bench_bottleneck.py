@@ -218,13 +218,15 @@ def placed_by_neighbors(Z_train, nearest):
     return Z_train[nearest].mean(axis=1)
 
 
-# Targets of the published protocol per data set: trustworthiness (an
-# absolute floor, or t-SNE's minus a margin), 2-D kNN >= t-SNE's, and the
-# accuracy every seed must reach (None: no target).
+# Targets of the published protocol per data set (issue 16): trustworthiness
+# (an absolute floor, or t-SNE's minus a margin), whether the 2-D kNN must
+# reach t-SNE's, and the accuracy every seed must reach (None: no target).
+# On the digits the issue sets trustworthiness only; the kNN is printed
+# beside t-SNE's as a comparison.
 PUBLISHED_TARGETS = {
-    "fm": {"trust": 0.95, "accuracy": 0.885},
-    "fm5k": {"trust": 0.90, "accuracy": None},
-    "digits": {"trust_below_tsne": 0.02, "accuracy": None},
+    "fm": {"trust": 0.95, "knn": True, "accuracy": 0.885},
+    "fm5k": {"trust": 0.90, "knn": True, "accuracy": None},
+    "digits": {"trust_below_tsne": 0.02, "knn": False, "accuracy": None},
 }
 
 
@@ -326,11 +328,14 @@ def run_published(models, X_train, y_train, X_test, y_test, cfg):
         f"{_common.verdict(worst_trust >= floor)} (min {worst_trust:.3f}; "
         f"t-SNE {tsne[0]:.3f})"
     )
-    print(
-        f"target: 2-D kNN accuracy >= t-SNE's on every seed: "
-        f"{_common.verdict(worst_knn >= tsne[1])} "
-        f"(min {100 * worst_knn:.1f}% vs {100 * tsne[1]:.1f}%)"
-    )
+    knn_text = f"(min {100 * worst_knn:.1f}% vs {100 * tsne[1]:.1f}%)"
+    if targets.get("knn", True):
+        print(
+            "target: 2-D kNN accuracy >= t-SNE's on every seed: "
+            f"{_common.verdict(worst_knn >= tsne[1])} {knn_text}"
+        )
+    else:
+        print(f"2-D kNN accuracy beside t-SNE's (no target here): {knn_text}")
     if targets.get("accuracy") is not None:
         worst = min(model.score(X_test, y_test) for model in models.values())
         print(

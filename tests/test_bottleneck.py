@@ -260,13 +260,17 @@ def test_noise_trains_on_fresh_reproducible_corruption(data):
     assert other.loss_curve_ != noisy.loss_curve_
 
 
-def test_auto_noise_is_0_1_on_small_fits_and_none_on_large(data, monkeypatch):
+def test_auto_noise_on_small_fits_and_none_on_large(data, monkeypatch):
     import denoisenet.bottleneck
 
     X, y = data
+    std = denoisenet.bottleneck.AUTO_NOISE_STD
+    assert 0 < std < 1
     auto = make_clf(max_iter=3).fit(X, y)
     assert auto.get_params()["noise"] == "auto"
-    assert auto.loss_curve_ == make_clf(noise=0.1, max_iter=3).fit(X, y).loss_curve_
+    assert auto.loss_curve_ == make_clf(noise=std, max_iter=3).fit(X, y).loss_curve_
+    other = make_clf(noise=std / 2, max_iter=3).fit(X, y)
+    assert auto.loss_curve_ != other.loss_curve_
     plain = make_clf(noise=None, max_iter=3).fit(X, y)
     assert auto.loss_curve_ != plain.loss_curve_
     # Above the threshold (here lowered to below these 150 samples): none.
