@@ -59,8 +59,8 @@ of earlier versions), to set another network beside the default.
 
 ``--noise STD`` fits every ``BottleneckClassifier`` of the run with
 ``noise=STD`` (Gaussian corruption of the training images), and ``--noise
-none`` with ``noise=None``, to set either beside the default ('auto': 0.1
-up to 10,000 training images, none above).
+none`` with ``noise=None``, to set either beside the default ('auto': the
+estimator's ``AUTO_NOISE_STD`` up to 10,000 training images, none above).
 
 The data are Fashion-MNIST from the local IDX files
 (``load_fashion_mnist(..., download=False)``); when they are missing,

@@ -388,7 +388,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
     learning_rate_init : float, default=3e-3
         Initial step size of Adam. With batch normalisation a larger step
         than MLPClassifier's 1e-3 trains the narrow network well: on the
-        digits, 98.2-99.3% over five seeds with the defaults, against
+        digits, 98.0-99.1% over five seeds with the defaults, against
         88.9-94.0% for the former ones (the blog's network at 1e-3, no
         batch normalisation, no noise, 30 epochs;
         ``benchmarks/bench_defaults.py --old``).
@@ -443,7 +443,7 @@ class BottleneckClassifier(ClassifierMixin, TransformerMixin, NeuralEstimatorBas
         scikit-learn's HistGradientBoosting estimators do: on large data the
         training loss goes on improving long after the held-out score has
         stopped (on Fashion-MNIST's 60,000 images the defaults stop after
-        67-84 epochs; ``benchmarks/bench_bottleneck.py``). Ignored
+        56-73 epochs; ``benchmarks/bench_bottleneck.py``). Ignored
         by :meth:`partial_fit`.
     validation_fraction : float, default=0.1
         Share of the data held out for early stopping, in (0, 1).
