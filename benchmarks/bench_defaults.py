@@ -25,9 +25,18 @@ images) and ``fm`` (all 60,000 / 10,000).
     python benchmarks/bench_defaults.py --data fm5k --seeds 5 --threads 1
     python benchmarks/bench_defaults.py --data fm --seeds 5 --part bottleneck
     python benchmarks/bench_defaults.py --data digits --part dae --ceiling
+    python benchmarks/bench_defaults.py --data fm --part dae \
+        --params '{"batch_norm": true}'
+
+``--params JSON`` adds, for every seed, fits with those parameters set
+(beside the defaults, in the same run) and prints their figures beside
+the defaults': how a lever moves the targets. ``--first-seed`` starts the
+seeds elsewhere, so that two processes can share the seeds of one
+comparison.
 """
 
 import argparse
+import json
 import time
 import warnings
 
@@ -140,9 +149,11 @@ def _mlp_max_iter(data):
 
 
 def run(cfg):
-    variants = [("defaults", {})] + ([("old", None)] if cfg.old else [])
+    variants = [("defaults", {})]
+    variants += [("params", cfg.params)] if cfg.params else []
+    variants += [("old", None)] if cfg.old else []
     rows = {"clf": [], "dae": [], "ceiling": []}
-    for seed in range(cfg.seeds):
+    for seed in range(cfg.first_seed, cfg.first_seed + cfg.seeds):
         data = load(cfg.data, seed)
         mlp = None
         if cfg.part in ("dae", "all"):
@@ -188,6 +199,7 @@ def report(cfg, rows):
                 f"{_common.verdict(worst >= clf_target)} (lowest {100 * worst:.2f}%)"
             )
         _time_ratio(rows["clf"], 4, cfg.data)
+        _compare_params(cfg, rows["clf"], {"accuracy": 2})
     if rows["dae"]:
         print(f"\n== DenoisingAutoencoder on {cfg.data} (clean-trained MLP) ==")
         _common.print_table(
@@ -221,6 +233,7 @@ def report(cfg, rows):
                 f"{_common.verdict(worst <= mse_target)} (highest {worst:.4f})"
             )
         _time_ratio(rows["dae"], 6, cfg.data)
+        _compare_params(cfg, rows["dae"], {"denoised accuracy": 3, "MSE": 4})
     if rows["ceiling"]:
         _report_ceiling(cfg, rows)
 
@@ -247,6 +260,30 @@ def _report_ceiling(cfg, rows):
         )
 
 
+def _compare_params(cfg, rows, columns):
+    """--params against the defaults, seed by seed (same run)."""
+    if not cfg.params:
+        return
+    by_seed = {}
+    for row in rows:
+        by_seed.setdefault(row[1], {})[row[0]] = row
+    pairs = [(v["defaults"], v["params"]) for v in by_seed.values() if len(v) >= 2]
+    print(f"--params {json.dumps(cfg.params)} against the defaults, seed by seed:")
+    for name, column in [*columns.items(), ("fit s", len(rows[0]) - 2)]:
+        base = [d[column] for d, _ in pairs]
+        lever = [p[column] for _, p in pairs]
+        percent = name != "MSE" and name != "fit s"
+        fmt = (lambda v: f"{100 * v:.2f}%") if percent else (lambda v: f"{v:.4g}")
+        scale, unit = (100, " points") if percent else (1, "")
+        diffs = [scale * (b - a) for a, b in zip(base, lever, strict=True)]
+        print(
+            f"  {name}: defaults {fmt(min(base))}-{fmt(max(base))}, "
+            f"params {fmt(min(lever))}-{fmt(max(lever))}; "
+            f"params - defaults {min(diffs):+.3g} to {max(diffs):+.3g}{unit} "
+            f"(median {_common.median(diffs):+.3g})"
+        )
+
+
 def _time_ratio(rows, column, data):
     old = [r[column] for r in rows if r[0] == "old"]
     new = [r[column] for r in rows if r[0] == "defaults"]
@@ -267,6 +304,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", choices=sorted(TARGETS), default="digits")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument(
+        "--params",
+        type=json.loads,
+        default=None,
+        help="JSON of estimator parameters to fit beside the defaults",
+    )
     parser.add_argument("--part", choices=["bottleneck", "dae", "all"], default="all")
     parser.add_argument("--old", action="store_true", help="also the old defaults")
     parser.add_argument("--threads", type=int, default=None)

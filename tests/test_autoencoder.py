@@ -1044,6 +1044,67 @@ def test_early_stopping_on_too_few_samples_names_validation_fraction(small_digit
         assert "test_size" not in str(info.value)
 
 
+# -- batch normalisation -------------------------------------------------------
+
+
+@pytest.mark.parametrize("architecture", ["dense", "conv"])
+def test_batch_norm_normalises_every_hidden_dense_layer(small_digits, architecture):
+    X, _ = small_digits
+    params = {"architecture": architecture, "conv_channels": (4,), "max_iter": 3}
+    dae = make_dae(batch_norm=True, **params).fit(X)
+    norms = [m for m in dae.module_.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    # The encoder's two layers (the code included) and the decoder's hidden
+    # one; never the layer that makes the output.
+    assert [m.num_features for m in norms] == [32, 8, 32]
+    plain = make_dae(**params).fit(X)
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in plain.module_.modules())
+    # The running statistics were learned, and inference uses them: a row
+    # gets the same output alone or among others, and refits are identical.
+    assert not torch.equal(norms[0].running_mean, torch.zeros(32))
+    np.testing.assert_array_equal(dae.transform(X[:1]), dae.transform(X)[:1])
+    np.testing.assert_array_equal(dae.encode(X[:1]), dae.encode(X)[:1])
+    again = make_dae(batch_norm=True, **params).fit(X)
+    np.testing.assert_array_equal(again.transform(X), dae.transform(X))
+    assert not np.array_equal(plain.transform(X), dae.transform(X))
+    restored = pickle.loads(pickle.dumps(dae))
+    np.testing.assert_array_equal(restored.transform(X), dae.transform(X))
+
+
+def test_batch_norm_needs_two_rows_a_batch(small_digits, helpers):
+    X, _ = small_digits
+    dae = make_dae(batch_norm=True, batch_size=1)
+    with pytest.raises(ValueError, match=r"batch_size=1.*batch_norm=False"):
+        dae.fit(X)
+    assert helpers.fitted_attributes(dae) == []
+    with pytest.raises(ValueError, match=r"1 sample.*batch_norm=False"):
+        make_dae(batch_norm=True).fit(X[:1])
+    # Early stopping's held-out row would leave one to train on.
+    held_out = make_dae(batch_norm=True, early_stopping=True)
+    with pytest.raises(ValueError, match=r"leaves 1 to train on.*batch_norm=False"):
+        held_out.fit(X[:2])
+    assert helpers.fitted_attributes(held_out) == []
+    make_dae(batch_norm=True, early_stopping=True).fit(X[:3])
+    dae = make_dae(batch_norm=True).partial_fit(X)
+    before = dae.transform(X)
+    with pytest.raises(ValueError, match=r"1 sample.*batch_norm=False"):
+        dae.partial_fit(X[:1])
+    np.testing.assert_array_equal(dae.transform(X), before)
+    # 9 rows in batches of 4 leave one row: it joins the batch before.
+    odd = make_dae(batch_norm=True, batch_size=4, max_iter=2).fit(X[:9])
+    assert np.isfinite(odd.loss_curve_).all()
+    make_dae(batch_size=1, max_iter=1).fit(X[:5])
+
+
+def test_batch_norm_changed_before_a_warm_start_is_refused(small_digits):
+    X, _ = small_digits
+    dae = make_dae(batch_norm=True).fit(X)
+    before = dae.transform(X)
+    dae.set_params(batch_norm=False, warm_start=True)
+    with pytest.raises(ValueError, match=r"batch_norm changed"):
+        dae.fit(X)
+    np.testing.assert_array_equal(dae.transform(X), before)
+
+
 # -- the hand-written training step -------------------------------------------
 
 
@@ -1053,8 +1114,9 @@ def test_early_stopping_on_too_few_samples_names_validation_fraction(small_digit
         ({}, True),
         ({"activation": "tanh"}, False),
         ({"architecture": "conv", "conv_channels": (4,)}, False),
+        ({"batch_norm": True}, False),
     ],
-    ids=["dense-relu", "tanh", "conv"],
+    ids=["dense-relu", "tanh", "conv", "batch-norm"],
 )
 def test_dense_relu_networks_train_with_the_hand_written_step(
     small_digits, monkeypatch, params, fused

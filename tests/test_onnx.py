@@ -89,10 +89,12 @@ def test_pipeline_converts_with_default_zipmap(digits):
     assert set(proba[0]) == set(pipe.classes_.tolist())
 
 
+@pytest.mark.parametrize("batch_norm", [False, True])
 @pytest.mark.parametrize("architecture", ["dense", "conv"])
-def test_autoencoder_transform(digits, architecture):
+def test_autoencoder_transform(digits, architecture, batch_norm):
     X, _ = digits
-    dae = _fit(_dae(architecture=architecture, conv_channels=(4, 8)), X)
+    dae = _dae(architecture=architecture, conv_channels=(4, 8), batch_norm=batch_norm)
+    dae = _fit(dae, X)
     (out,) = _run(skl2onnx.to_onnx(dae, X[:1]), X)
     _assert_float32_close(out, dae.transform(X))
 

@@ -1340,7 +1340,8 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         first fit cannot take effect without starting afresh.
         """
         wanted = self._network_kwargs()
-        built = {**_NETWORK_DEFAULTS, **self._network_args}
+        # A model saved before batch_norm was a network argument had none.
+        built = {**_NETWORK_DEFAULTS, "batch_norm": False, **self._network_args}
         changed = [name for name, value in wanted.items() if built.get(name) != value]
         if "architecture" in changed:
             # The other network arguments follow from the architecture.
@@ -1483,6 +1484,13 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
             raise ValueError(
                 f"{held_out}, which leaves none to train on. Use a smaller "
                 "validation_fraction, more samples, or early_stopping=False."
+            )
+        if n_train < self._min_batch_rows():
+            raise ValueError(
+                f"{held_out}, which leaves {n_train} to train on; batch "
+                "normalisation (batch_norm=True) needs at least "
+                f"{self._min_batch_rows()}. Use a smaller validation_fraction, "
+                "more samples, early_stopping=False or batch_norm=False."
             )
         if stratify is not None:
             classes = getattr(self, "classes_", None)

@@ -209,17 +209,36 @@ class DenseAutoencoder(_Autoencoder):
     """Encoder down to the narrowest hidden layer, decoder back out.
 
     The decoder ends in a sigmoid because the estimator trains on data
-    scaled to [0, 1].
+    scaled to [0, 1]. With ``batch_norm``, every hidden layer's output (the
+    code included) is batch normalised before its activation.
     """
 
-    def __init__(self, n_features, hidden_layer_sizes, activation="relu"):
+    def __init__(
+        self, n_features, hidden_layer_sizes, activation="relu", *, batch_norm=False
+    ):
         super().__init__()
         sizes = [n_features, *hidden_layer_sizes, n_features]
         cut = bottleneck_index(hidden_layer_sizes) + 2
-        self.encoder = _dense(sizes[:cut], activation)
+        normed_in, normed_out = _autoencoder_norms(sizes, cut, batch_norm)
+        self.encoder = _dense(sizes[:cut], activation, batch_norm=normed_in)
         self.decoder = nn.Sequential(
-            _dense(sizes[cut - 1 :], activation, last_activation=False), nn.Sigmoid()
+            _dense(
+                sizes[cut - 1 :],
+                activation,
+                last_activation=False,
+                batch_norm=normed_out,
+            ),
+            nn.Sigmoid(),
         )
+
+
+def _autoencoder_norms(sizes, cut, batch_norm):
+    """The encoder's and decoder's layers that batch normalisation follows:
+    every hidden layer of ``sizes`` (the encoder runs ``sizes[:cut]``), none
+    that makes the output."""
+    if not batch_norm:
+        return (), ()
+    return range(cut - 1), range(len(sizes) - cut - 1)
 
 
 class ConvAutoencoder(_Autoencoder):
@@ -239,17 +258,19 @@ class ConvAutoencoder(_Autoencoder):
         *,
         image_shape,
         conv_channels,
+        batch_norm=False,
     ):
         super().__init__()
         flat = _conv_width(image_shape, conv_channels)
         sizes = [flat, *hidden_layer_sizes, flat]
         cut = bottleneck_index(hidden_layer_sizes) + 2
+        normed_in, normed_out = _autoencoder_norms(sizes, cut, batch_norm)
         self.encoder = nn.Sequential(
             *_conv_encoder(image_shape, conv_channels, activation),
-            *_dense(sizes[:cut], activation),
+            *_dense(sizes[:cut], activation, batch_norm=normed_in),
         )
         self.decoder = nn.Sequential(
-            *_dense(sizes[cut - 1 :], activation),
+            *_dense(sizes[cut - 1 :], activation, batch_norm=normed_out),
             *_conv_decoder(image_shape, conv_channels, activation),
             nn.Sigmoid(),
         )
@@ -310,6 +331,7 @@ def autoencoder_network(
     architecture="dense",
     image_shape=None,
     conv_channels=(),
+    batch_norm=False,
 ):
     """The auto-encoder module for ``architecture`` ("dense" or "conv")."""
     if architecture == "conv":
@@ -319,8 +341,11 @@ def autoencoder_network(
             activation,
             image_shape=image_shape,
             conv_channels=conv_channels,
+            batch_norm=batch_norm,
         )
-    return DenseAutoencoder(n_features, hidden_layer_sizes, activation)
+    return DenseAutoencoder(
+        n_features, hidden_layer_sizes, activation, batch_norm=batch_norm
+    )
 
 
 def bottleneck_network(

@@ -6,6 +6,7 @@ from sklearn.base import OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import validate_data
 
 from denoisenet._base import (
+    BOOL,
     INPUT_DTYPES,
     NeuralEstimatorBase,
     layer_sizes,
@@ -89,6 +90,15 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
     activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
         Activation of the hidden layers (and convolutions); the output
         layer is a sigmoid.
+    batch_norm : bool, default=False
+        Batch normalisation after every hidden dense layer (the code
+        included), before its activation. On Fashion-MNIST's 60,000 images
+        it lowers the denoising error and raises a clean-trained
+        classifier's accuracy on the denoised images (see
+        :ref:`denoising`); on the digits it changes little. Off by
+        default because the dense ReLU network without it trains through a
+        step written out by hand, which is faster. Training needs at least
+        2 rows a call; a last batch of one row joins the batch before it.
     alpha : float, default=1e-4
         Strength of the L2 penalty on the weights, as in
         :class:`~sklearn.neural_network.MLPRegressor`.
@@ -213,7 +223,9 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
     _parameter_count = staticmethod(autoencoder_parameter_count)
     _torch_outputs = {"transform": Reconstruction, "encode": Encoding}
     _stratify = False
-    _extra_domains = {"noise": NOISE_PARAMETER}
+    _extra_domains = {"noise": NOISE_PARAMETER, "batch_norm": BOOL}
+    # A model saved before batch_norm existed was trained without.
+    _added_parameters = {**NeuralEstimatorBase._added_parameters, "batch_norm": False}
 
     def __init__(
         self,
@@ -224,6 +236,7 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         image_shape=None,
         conv_channels=(32, 64),
         activation="relu",
+        batch_norm=False,
         alpha=1e-4,
         batch_size="auto",
         learning_rate="adaptive",
@@ -246,6 +259,7 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         self.image_shape = image_shape
         self.conv_channels = conv_channels
         self.activation = activation
+        self.batch_norm = batch_norm
         self.alpha = alpha
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -270,6 +284,18 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
 
     def _prepare(self, X, y, sample_weight, classes, reuse, incremental):
         X = validate_data(self, X, reset=not reuse, dtype=INPUT_DTYPES)
+        if self.batch_norm and self.batch_size == 1:
+            raise ValueError(
+                "DenoisingAutoencoder(batch_norm=True) cannot train with "
+                "batch_size=1: batch normalisation needs at least 2 rows in a "
+                "batch. Set batch_size >= 2, or batch_norm=False."
+            )
+        if self.batch_norm and X.shape[0] < 2:
+            raise ValueError(
+                "DenoisingAutoencoder(batch_norm=True) cannot train on 1 sample: "
+                "batch normalisation needs at least 2 rows in a call to fit or "
+                "partial_fit. Pass more samples, or set batch_norm=False."
+            )
         return X, None, None
 
     def _network_kwargs(self):
@@ -277,6 +303,7 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
             "n_features": self.n_features_in_,
             "hidden_layer_sizes": layer_sizes(self.hidden_layer_sizes),
             "activation": self.activation,
+            "batch_norm": bool(self.batch_norm),
             **self._architecture_kwargs(),
         }
 
