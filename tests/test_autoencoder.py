@@ -1114,7 +1114,7 @@ def test_batch_norm_changed_before_a_warm_start_is_refused(small_digits):
         ({}, True),
         ({"activation": "tanh"}, False),
         ({"architecture": "conv", "conv_channels": (4,)}, False),
-        ({"batch_norm": True}, False),
+        ({"batch_norm": True}, True),
     ],
     ids=["dense-relu", "tanh", "conv", "batch-norm"],
 )

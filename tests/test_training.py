@@ -674,11 +674,11 @@ def test_early_stopping_auto_names_itself_when_no_split_can_be_made(small_thresh
 # -- the hand-written step of the dense auto-encoder --------------------------
 
 
-def _dense_autoencoder(seed=0, hidden=(12, 5, 12), activation="relu"):
+def _dense_autoencoder(seed=0, hidden=(12, 5, 12), activation="relu", **options):
     from denoisenet._networks import autoencoder_network
 
     torch.manual_seed(seed)
-    return autoencoder_network(20, hidden, activation)
+    return autoencoder_network(20, hidden, activation, **options)
 
 
 def _steps(module, step, n_steps=5, rows=16, seed=0):
@@ -704,27 +704,37 @@ def _autograd_step(module, optimizer, inputs, targets):
     return loss.detach()
 
 
+@pytest.mark.parametrize("batch_norm", [False, True])
 @pytest.mark.parametrize("hidden", [(12, 5, 12), (7,), (16, 9, 4, 9, 16)])
-def test_dense_step_takes_the_steps_of_autograd(hidden):
+def test_dense_step_takes_the_steps_of_autograd(hidden, batch_norm):
     from denoisenet._training import DenseSquaredErrorStep
 
     fused = DenseSquaredErrorStep()
-    weights, losses = _steps(_dense_autoencoder(hidden=hidden), fused, n_steps=12)
-    expected_weights, expected_losses = _steps(
-        _dense_autoencoder(hidden=hidden), _autograd_step, n_steps=12
-    )
+    module = _dense_autoencoder(hidden=hidden, batch_norm=batch_norm)
+    reference = _dense_autoencoder(hidden=hidden, batch_norm=batch_norm)
+    weights, losses = _steps(module, fused, n_steps=12)
+    expected_weights, expected_losses = _steps(reference, _autograd_step, n_steps=12)
     assert losses == pytest.approx(expected_losses, rel=1e-5)
     for mine, theirs in zip(weights, expected_weights, strict=True):
         torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6)
+    # Batch normalisation's running statistics moved as the module's own
+    # forward pass moves them.
+    buffers = dict(module.named_buffers())
+    expected_buffers = dict(reference.named_buffers())
+    assert buffers.keys() == expected_buffers.keys()
+    assert bool(buffers) == batch_norm
+    for name, value in buffers.items():
+        torch.testing.assert_close(value, expected_buffers[name], rtol=1e-5, atol=1e-6)
     # The loss fell: the steps trained the network.
     assert losses[-1] < losses[0]
 
 
-def test_dense_step_leaves_no_gradients_and_reuses_its_buffers():
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_dense_step_leaves_no_gradients_and_reuses_its_buffers(batch_norm):
     from denoisenet._training import DenseSquaredErrorStep
 
     fused = DenseSquaredErrorStep()
-    module = _dense_autoencoder()
+    module = _dense_autoencoder(batch_norm=batch_norm)
     _steps(module, fused, n_steps=6)
     assert all(p.grad is None for p in module.parameters())
     # One set for the full batches, one for the short ones.

@@ -388,20 +388,25 @@ class DenseSquaredErrorStep:
     """The training step of a dense ReLU auto-encoder, written out by hand.
 
     For a network whose layers run ``Linear, ReLU, ..., Linear, Sigmoid``
-    (the default :class:`~denoisenet.DenoisingAutoencoder`) and the mean
-    squared error, on the CPU: the products and element-wise kernels that
-    autograd runs for this network, in the same order (the weights after a
-    fit came out bit for bit those of autograd's steps on Fashion-MNIST),
-    but every activation, its gradient and every weight's gradient is
-    written into tensors kept from one step to the next, and autograd
-    records nothing. With batches of 128 rows the network's products are
-    small, and the rest of an autograd step (fresh tensors for every
-    result, the graph's bookkeeping, a separate pass for the loss) took
-    about a tenth of an epoch (one or two threads, 784-256-128-256-784).
-    The loss is taken as a dot product of the residuals, so its last bits
-    may differ from ``mse_loss``'s. The optimiser is the fit's own, given
-    the gradients as ``.grad`` for its step and then released: nothing but
-    the weights and the optimiser's state outlives the step.
+    (the default :class:`~denoisenet.DenoisingAutoencoder`), with or without
+    a ``BatchNorm1d`` between each hidden ``Linear`` and its ``ReLU``
+    (``batch_norm=True``), and the mean squared error, on the CPU: the
+    products and element-wise kernels that autograd runs for this network,
+    in the same order (the weights after a fit came out bit for bit those
+    of autograd's steps on Fashion-MNIST), but every activation, its
+    gradient and every weight's gradient is written into tensors kept from
+    one step to the next, and autograd records nothing. With batches of 128
+    rows the network's products are small, and the rest of an autograd
+    step (fresh tensors for every result, the graph's bookkeeping, a
+    separate pass for the loss) took about a tenth of an epoch (one or two
+    threads, 784-256-128-256-784). Batch normalisation runs torch's own
+    kernels for its forward and backward passes (``native_batch_norm`` and
+    its backward, which autograd runs too), updating the running statistics
+    as the module would. The loss is taken as a dot product of the
+    residuals, so its last bits may differ from ``mse_loss``'s. The
+    optimiser is the fit's own, given the gradients as ``.grad`` for its
+    step and then released: nothing but the weights, the running statistics
+    and the optimiser's state outlives the step.
 
     One instance serves one fit; ``__call__`` returns None (autograd takes
     the step) for a network of another shape, off the CPU, or when the
@@ -410,28 +415,46 @@ class DenseSquaredErrorStep:
 
     def __init__(self):
         self._module = None
-        # Per Linear layer: bias, weight, its transpose, and the two
-        # gradients' buffers; () when the module is not a dense ReLU
-        # auto-encoder. The weights are updated in place, so the transposed
-        # views and the buffers stay valid from step to step.
+        # Per Linear layer: bias, weight, its transpose, the two gradients'
+        # buffers and the BatchNorm1d after it (or None); () when the module
+        # is not a dense ReLU auto-encoder. The weights are updated in
+        # place, so the transposed views and the buffers stay valid from
+        # step to step.
         self._plan = ()
-        self._buffers = {}  # rows -> (activations, gradients of activations)
+        # rows -> (activations, gradients of activations, products before
+        # batch normalisation)
+        self._buffers = {}
 
     @staticmethod
     def dense_layers(module):
-        """The module's ``Linear`` layers, if its leaves run ``Linear, ReLU,
-        ..., Linear, Sigmoid`` in the order of its forward pass; else ()."""
+        """The module's ``(Linear, BatchNorm1d or None)`` pairs, if its leaves
+        run ``Linear, [BatchNorm1d,] ReLU, ..., Linear, Sigmoid`` in the
+        order of its forward pass; else ()."""
         from denoisenet._networks import DenseAutoencoder
 
         if type(module) is not DenseAutoencoder:
             return ()
         leaves = [m for m in module.modules() if not any(m.children())]
-        kinds = [type(m) for m in leaves]
-        n = len(leaves) // 2
-        expected = [torch.nn.Linear, torch.nn.ReLU] * (n - 1)
-        if n < 1 or kinds != [*expected, torch.nn.Linear, torch.nn.Sigmoid]:
-            return ()
-        return tuple(leaves[0::2])
+        pairs, i = [], 0
+        while i < len(leaves):
+            if type(leaves[i]) is not torch.nn.Linear:
+                return ()
+            layer, norm = leaves[i], None
+            if i + 1 < len(leaves) and type(leaves[i + 1]) is torch.nn.BatchNorm1d:
+                norm = leaves[i + 1]
+                i += 1
+                if not (
+                    norm.affine and norm.track_running_stats and norm.momentum
+                ):  # the module's own defaults, which the estimator builds
+                    return ()
+            activation = leaves[i + 1] if i + 1 < len(leaves) else None
+            i += 2
+            last = i >= len(leaves)
+            wanted = torch.nn.Sigmoid if last else torch.nn.ReLU
+            if type(activation) is not wanted or (last and norm is not None):
+                return ()
+            pairs.append((layer, norm))
+        return tuple(pairs)
 
     def _bind(self, module):
         if module is not self._module:
@@ -444,18 +467,18 @@ class DenseSquaredErrorStep:
                     layer.weight.t(),
                     torch.empty_like(layer.weight),
                     torch.empty_like(layer.bias),
+                    norm,
                 )
-                for layer in self.dense_layers(module)
+                for layer, norm in self.dense_layers(module)
             ]
         return self._plan
 
     def _buffers_for(self, rows, like):
         buffers = self._buffers.get(rows)
         if buffers is None:
-            widths = [weight.shape[0] for _, weight, _, _, _ in self._plan]
-            buffers = (
-                [like.new_empty((rows, w)) for w in widths],
-                [like.new_empty((rows, w)) for w in widths],
+            widths = [entry[1].shape[0] for entry in self._plan]
+            buffers = tuple(
+                [like.new_empty((rows, w)) for w in widths] for _ in range(3)
             )
             # The full batch and one other size (the last batch of an epoch).
             if len(self._buffers) >= 2:
@@ -473,16 +496,35 @@ class DenseSquaredErrorStep:
             or weight.device.type != "cpu"
             or not inputs.dtype == targets.dtype == weight.dtype
             or inputs.dim() != 2
+            or (inputs.shape[0] < 2 and any(entry[5] is not None for entry in plan))
         ):
             return None
-        activations, deltas = self._buffers_for(inputs.shape[0], inputs)
+        buffers, deltas, products = self._buffers_for(inputs.shape[0], inputs)
+        activations = list(buffers)
+        normalised = {}  # layer -> (its product, the batch's mean and 1/std)
         last = len(plan) - 1
         with torch.no_grad():
             h = inputs
             for k in range(last):
-                bias, _, weight_t, _, _ = plan[k]
-                h = torch.addmm(bias, h, weight_t, out=activations[k]).relu_()
-            bias, _, weight_t, _, _ = plan[last]
+                bias, _, weight_t, _, _, norm = plan[k]
+                if norm is None:
+                    h = torch.addmm(bias, h, weight_t, out=activations[k]).relu_()
+                    continue
+                z = torch.addmm(bias, h, weight_t, out=products[k])
+                h, mean, invstd = torch.native_batch_norm(
+                    z,
+                    norm.weight,
+                    norm.bias,
+                    norm.running_mean,
+                    norm.running_var,
+                    True,
+                    norm.momentum,
+                    norm.eps,
+                )
+                norm.num_batches_tracked.add_(1)
+                normalised[k] = (z, mean, invstd)
+                activations[k] = h.relu_()
+            bias, _, weight_t, _, _, _ = plan[last]
             output = torch.addmm(bias, h, weight_t, out=activations[last]).sigmoid_()
             # d(loss)/d(pre-sigmoid) = 2 (output - target) / n * output (1 - output)
             delta = torch.sub(output, targets, out=deltas[last])
@@ -491,28 +533,50 @@ class DenseSquaredErrorStep:
             loss = torch.dot(flat, flat).div_(n)
             delta.mul_(2.0 / n)
             _sigmoid_backward(delta, output, grad_input=delta)
+            norm_grads = []
             for k in range(last, 0, -1):
-                _, weight, _, weight_grad, bias_grad = plan[k]
+                _, weight, _, weight_grad, bias_grad, _ = plan[k]
                 below = activations[k - 1]
                 torch.mm(delta.t(), below, out=weight_grad)
                 torch.sum(delta, 0, out=bias_grad)
                 delta = torch.mm(delta, weight, out=deltas[k - 1])
                 _threshold_backward(delta, below, 0, grad_input=delta)
-            _, _, _, weight_grad, bias_grad = plan[0]
+                norm = plan[k - 1][5]
+                if norm is not None:
+                    z, mean, invstd = normalised[k - 1]
+                    delta, scale_grad, shift_grad = _batch_norm_backward(
+                        delta,
+                        z,
+                        norm.weight,
+                        norm.running_mean,
+                        norm.running_var,
+                        mean,
+                        invstd,
+                        True,
+                        norm.eps,
+                        [True, True, True],
+                    )
+                    norm_grads.append((norm, scale_grad, shift_grad))
+            _, _, _, weight_grad, bias_grad, _ = plan[0]
             torch.mm(delta.t(), inputs, out=weight_grad)
             torch.sum(delta, 0, out=bias_grad)
-        for bias, weight, _, weight_grad, bias_grad in plan:
+        for bias, weight, _, weight_grad, bias_grad, _ in plan:
             weight.grad, bias.grad = weight_grad, bias_grad
+        for norm, scale_grad, shift_grad in norm_grads:
+            norm.weight.grad, norm.bias.grad = scale_grad, shift_grad
         try:
             adam_step(optimizer)
         finally:
-            for bias, weight, _, _, _ in plan:
+            for bias, weight, *_ in plan:
                 weight.grad = bias.grad = None
+            for norm, _, _ in norm_grads:
+                norm.weight.grad = norm.bias.grad = None
         return loss
 
 
 _sigmoid_backward = torch.ops.aten.sigmoid_backward.grad_input
 _threshold_backward = torch.ops.aten.threshold_backward.grad_input
+_batch_norm_backward = torch.ops.aten.native_batch_norm_backward
 
 
 # The switch for the GPU path: on a CUDA device, the training step of full
