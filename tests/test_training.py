@@ -766,6 +766,24 @@ def test_dense_step_declines_other_networks(module):
     assert all(torch.equal(p, q) for p, q in zip(after, before, strict=True))
 
 
+def test_dense_step_declines_batch_norm_in_eval_mode_or_on_one_row():
+    from denoisenet._training import DenseSquaredErrorStep
+
+    module = _dense_autoencoder(batch_norm=True)
+    optimizer = make_optimizer(module, 1e-2, 0.0, 4)
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    x = torch.rand(4, 20)
+    step = DenseSquaredErrorStep()
+    assert step(module, optimizer, x[:1], x[:1]) is None
+    module.eval()
+    assert step(module, optimizer, x, x) is None
+    # Declining took no step and left the running statistics alone.
+    after = module.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in before.items())
+    module.train()
+    assert step(module, optimizer, x, x) is not None
+
+
 def test_dense_step_declines_other_dtypes():
     from denoisenet._training import DenseSquaredErrorStep
 

@@ -496,7 +496,12 @@ class DenseSquaredErrorStep:
             or weight.device.type != "cpu"
             or not inputs.dtype == targets.dtype == weight.dtype
             or inputs.dim() != 2
-            or (inputs.shape[0] < 2 and any(entry[5] is not None for entry in plan))
+            or (
+                any(entry[5] is not None for entry in plan)
+                # Batch statistics need two rows, and a module in eval mode
+                # would normalise with its running statistics instead.
+                and (inputs.shape[0] < 2 or not module.training)
+            )
         ):
             return None
         buffers, deltas, products = self._buffers_for(inputs.shape[0], inputs)
