@@ -1332,6 +1332,24 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         """Fewest rows a training batch may have (2 for batch normalisation)."""
         return 2 if getattr(self, "batch_norm", False) else 1
 
+    def _check_batch_norm_rows(self, n_samples):
+        """Raise ValueError where batch normalisation would see one row."""
+        if self._min_batch_rows() < 2:
+            return
+        name = type(self).__name__
+        if self.batch_size == 1:
+            raise ValueError(
+                f"{name}(batch_norm=True) cannot train with batch_size=1: batch "
+                "normalisation needs at least 2 rows in a batch. Set "
+                "batch_size >= 2, or batch_norm=False."
+            )
+        if n_samples < 2:
+            raise ValueError(
+                f"{name}(batch_norm=True) cannot train on 1 sample: batch "
+                "normalisation needs at least 2 rows in a call to fit or "
+                "partial_fit. Pass more samples, or set batch_norm=False."
+            )
+
     def _check_same_network(self):
         """Raise ValueError when warm_start or partial_fit meets a new network.
 

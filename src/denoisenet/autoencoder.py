@@ -285,18 +285,7 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
 
     def _prepare(self, X, y, sample_weight, classes, reuse, incremental):
         X = validate_data(self, X, reset=not reuse, dtype=INPUT_DTYPES)
-        if self.batch_norm and self.batch_size == 1:
-            raise ValueError(
-                "DenoisingAutoencoder(batch_norm=True) cannot train with "
-                "batch_size=1: batch normalisation needs at least 2 rows in a "
-                "batch. Set batch_size >= 2, or batch_norm=False."
-            )
-        if self.batch_norm and X.shape[0] < 2:
-            raise ValueError(
-                "DenoisingAutoencoder(batch_norm=True) cannot train on 1 sample: "
-                "batch normalisation needs at least 2 rows in a call to fit or "
-                "partial_fit. Pass more samples, or set batch_norm=False."
-            )
+        self._check_batch_norm_rows(X.shape[0])
         return X, None, None
 
     def _network_kwargs(self):
