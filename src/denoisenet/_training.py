@@ -409,8 +409,9 @@ class DenseSquaredErrorStep:
     and the optimiser's state outlives the step.
 
     One instance serves one fit; ``__call__`` returns None (autograd takes
-    the step) for a network of another shape, off the CPU, or when the
-    batch has other dtypes.
+    the step) for a network of another shape, off the CPU, when the batch
+    has other dtypes, or, with batch normalisation, for a module in eval
+    mode or a batch of one row.
     """
 
     def __init__(self):
