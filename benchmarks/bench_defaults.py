@@ -199,7 +199,7 @@ def report(cfg, rows):
                 f"{_common.verdict(worst >= clf_target)} (lowest {100 * worst:.2f}%)"
             )
         _time_ratio(rows["clf"], 4, cfg.data)
-        _compare_params(cfg, rows["clf"], {"accuracy": 2})
+        _compare_params(cfg, rows["clf"], {"accuracy": 2}, 4)
     if rows["dae"]:
         print(f"\n== DenoisingAutoencoder on {cfg.data} (clean-trained MLP) ==")
         _common.print_table(
@@ -233,7 +233,7 @@ def report(cfg, rows):
                 f"{_common.verdict(worst <= mse_target)} (highest {worst:.4f})"
             )
         _time_ratio(rows["dae"], 6, cfg.data)
-        _compare_params(cfg, rows["dae"], {"denoised accuracy": 3, "MSE": 4})
+        _compare_params(cfg, rows["dae"], {"denoised accuracy": 3, "MSE": 4}, 6)
     if rows["ceiling"]:
         _report_ceiling(cfg, rows)
 
@@ -260,8 +260,10 @@ def _report_ceiling(cfg, rows):
         )
 
 
-def _compare_params(cfg, rows, columns):
-    """--params against the defaults, seed by seed (same run)."""
+def _compare_params(cfg, rows, columns, seconds):
+    """--params against the defaults, seed by seed (same run): ``columns``
+    maps names to the rows' columns of scores (accuracies, except 'MSE'),
+    ``seconds`` is the column of fit times."""
     if not cfg.params:
         return
     by_seed = {}
@@ -269,10 +271,10 @@ def _compare_params(cfg, rows, columns):
         by_seed.setdefault(row[1], {})[row[0]] = row
     pairs = [(v["defaults"], v["params"]) for v in by_seed.values() if len(v) >= 2]
     print(f"--params {json.dumps(cfg.params)} against the defaults, seed by seed:")
-    for name, column in [*columns.items(), ("fit s", len(rows[0]) - 2)]:
+    for name, column in [*columns.items(), ("fit s", seconds)]:
         base = [d[column] for d, _ in pairs]
         lever = [p[column] for _, p in pairs]
-        percent = name != "MSE" and name != "fit s"
+        percent = name not in ("MSE", "fit s")
         fmt = (lambda v: f"{100 * v:.2f}%") if percent else (lambda v: f"{v:.4g}")
         scale, unit = (100, " points") if percent else (1, "")
         diffs = [scale * (b - a) for a, b in zip(base, lever, strict=True)]

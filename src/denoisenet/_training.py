@@ -422,8 +422,9 @@ class DenseSquaredErrorStep:
         # place, so the transposed views and the buffers stay valid from
         # step to step.
         self._plan = ()
+        self._normalised = False  # whether any layer of the plan has one
         # rows -> (activations, gradients of activations, products before
-        # batch normalisation)
+        # batch normalisation: None for a layer without)
         self._buffers = {}
 
     @staticmethod
@@ -472,14 +473,20 @@ class DenseSquaredErrorStep:
                 )
                 for layer, norm in self.dense_layers(module)
             ]
+            self._normalised = any(entry[5] is not None for entry in self._plan)
         return self._plan
 
     def _buffers_for(self, rows, like):
         buffers = self._buffers.get(rows)
         if buffers is None:
             widths = [entry[1].shape[0] for entry in self._plan]
-            buffers = tuple(
-                [like.new_empty((rows, w)) for w in widths] for _ in range(3)
+            buffers = (
+                [like.new_empty((rows, w)) for w in widths],
+                [like.new_empty((rows, w)) for w in widths],
+                [
+                    None if entry[5] is None else like.new_empty((rows, w))
+                    for entry, w in zip(self._plan, widths, strict=True)
+                ],
             )
             # The full batch and one other size (the last batch of an epoch).
             if len(self._buffers) >= 2:
@@ -498,7 +505,7 @@ class DenseSquaredErrorStep:
             or not inputs.dtype == targets.dtype == weight.dtype
             or inputs.dim() != 2
             or (
-                any(entry[5] is not None for entry in plan)
+                self._normalised
                 # Batch statistics need two rows, and a module in eval mode
                 # would normalise with its running statistics instead.
                 and (inputs.shape[0] < 2 or not module.training)
