@@ -1,6 +1,7 @@
 """Speed levers for the denoising network, measured against the matmul peak.
 
-For the default denoising network (784-256-128-256-784, ReLU, sigmoid,
+For the default denoising network's layers (784-256-128-256-784, ReLU, sigmoid,
+without the batch normalisation the estimator adds by default,
 MSE, Adam, fresh clipped Gaussian noise per batch), a plain PyTorch loop is
 timed for one epoch over ``--n-samples`` images at each batch size of
 ``--batch-sizes``, in fp32 and, where the CPU runs bf16 matrix products

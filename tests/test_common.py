@@ -52,7 +52,7 @@ ESTIMATORS = [
     SaltAndPepperNoise(random_state=0),
     MaskingNoise(random_state=0),
     DenoisingAutoencoder((16, 4, 16), max_iter=20, random_state=0),
-    DenoisingAutoencoder((16, 4, 16), batch_norm=True, max_iter=20, random_state=0),
+    DenoisingAutoencoder((16, 4, 16), batch_norm=False, max_iter=20, random_state=0),
     BottleneckClassifier(
         (32, 2, 16), max_iter=60, learning_rate_init=0.01, random_state=0
     ),

@@ -1308,7 +1308,8 @@ def test_a_model_saved_before_a_parameter_existed_loads_as_it_was_trained(
     small_digits, make, name, value
 ):
     X, y = small_digits
-    fitted = make(n_threads=1, max_iter=2).fit(X, y)
+    # Trained as such a model was: with the value it loads with.
+    fitted = make(**{"n_threads": 1, "max_iter": 2, name: value}).fit(X, y)
     state = fitted.__getstate__()
     del state[name]
     state["_network_args"] = {

@@ -397,22 +397,24 @@ def autoencoder_parameter_count(
     architecture="dense",
     image_shape=None,
     conv_channels=(),
+    batch_norm=False,
     **options,
 ):
     """Number of parameters of :func:`autoencoder_network` with these arguments.
 
-    ``options`` that do not change the layers' widths (a normalisation,
-    say) add a few parameters per unit at most and are not counted.
+    ``options`` that do not change the layers' widths add no parameters.
     """
+    # Batch normalisation: a scale and a shift for every hidden unit.
+    norms = 2 * sum(hidden_layer_sizes) if batch_norm else 0
     if architecture != "conv":
-        return _dense_count([n_features, *hidden_layer_sizes, n_features])
+        return _dense_count([n_features, *hidden_layer_sizes, n_features]) + norms
     flat = _conv_width(image_shape, conv_channels)
     dense = _dense_count([flat, *hidden_layer_sizes, flat])
     # The transposed convolutions mirror the convolutions: the same weights,
     # but their biases have the input's channel counts.
     channels = [1, *conv_channels]
     transposed = sum(9 * a * b + a for a, b in itertools.pairwise(channels))
-    return _conv_count(conv_channels) + dense + transposed
+    return _conv_count(conv_channels) + dense + transposed + norms
 
 
 def bottleneck_parameter_count(
