@@ -1059,7 +1059,7 @@ def test_early_stopping_on_too_few_samples_names_validation_fraction(small_digit
 def test_batch_norm_normalises_every_hidden_dense_layer(small_digits, architecture):
     X, _ = small_digits
     params = {"architecture": architecture, "conv_channels": (4,), "max_iter": 3}
-    dae = make_dae(batch_norm=True, **params).fit(X)
+    dae = make_dae(**params).fit(X)  # batch_norm=True: the default
     norms = [m for m in dae.module_.modules() if isinstance(m, torch.nn.BatchNorm1d)]
     # The encoder's two layers (the code included) and the decoder's hidden
     # one; never the layer that makes the output.
@@ -1071,7 +1071,7 @@ def test_batch_norm_normalises_every_hidden_dense_layer(small_digits, architectu
     assert not torch.equal(norms[0].running_mean, torch.zeros(32))
     np.testing.assert_array_equal(dae.transform(X[:1]), dae.transform(X)[:1])
     np.testing.assert_array_equal(dae.encode(X[:1]), dae.encode(X)[:1])
-    again = make_dae(batch_norm=True, **params).fit(X)
+    again = make_dae(**params).fit(X)
     np.testing.assert_array_equal(again.transform(X), dae.transform(X))
     assert not np.array_equal(plain.transform(X), dae.transform(X))
     restored = pickle.loads(pickle.dumps(dae))
