@@ -341,7 +341,8 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Clean images.
+            Clean images; at least 2 with ``batch_norm=True`` (the
+            default), whose statistics need two rows.
         y : None
             Ignored.
 
