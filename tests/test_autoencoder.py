@@ -362,7 +362,7 @@ def test_non_finite_loss_in_a_warm_refit_keeps_the_previous_fit(small_digits, he
     )
     # Nothing of the failed fit lingers (Adam's moments included): training
     # on continues exactly as from the untouched copy.
-    dae.set_params(warm_start=False, learning_rate_init=2e-3)
+    dae.set_params(warm_start=False, learning_rate_init=twin.learning_rate_init)
     dae.partial_fit(X)
     twin.partial_fit(X)
     assert helpers.state_dicts_equal(dae.module_, twin.module_)

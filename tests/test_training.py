@@ -604,7 +604,9 @@ def test_the_estimators_auto_batch_sizes(monkeypatch):
     from denoisenet import BottleneckClassifier, DenoisingAutoencoder
 
     assert DenoisingAutoencoder()._batch_size(1347) == 33
-    assert DenoisingAutoencoder()._batch_size(60000) == 128
+    # 256 rows on large data (n_samples // 40 in between: 8000 // 40).
+    assert DenoisingAutoencoder()._batch_size(60000) == 256
+    assert DenoisingAutoencoder()._batch_size(8000) == 200
     assert DenoisingAutoencoder(batch_size=500)._batch_size(1347) == 500
     # The classifier's neighbour term needs several images of a class in a
     # batch: 128 rows at any size.
