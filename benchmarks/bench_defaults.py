@@ -32,9 +32,12 @@ images) and ``fm`` (all 60,000 / 10,000).
 (beside the defaults, in the same run) and prints their figures beside
 the defaults': how a lever moves the targets, and its seconds per epoch
 (one untimed warm-up fit first, so that the first fit of the process is
-not charged the imports of torch's optimisers). ``--first-seed`` starts the
-seeds elsewhere, so that two processes can share the seeds of one
-comparison.
+not charged the imports of torch's optimisers). ``--base JSON`` sets
+parameters on both sides (the "defaults" become the defaults with those),
+so that a lever is measured for another configuration, e.g. ``--base
+'{"architecture": "conv"}' --params '{"learning_rate_init": 0.002}'``.
+``--first-seed`` starts the seeds elsewhere, so that two processes can
+share the seeds of one comparison.
 """
 
 import argparse
@@ -165,8 +168,9 @@ def warm_up():
 
 def run(cfg):
     warm_up()
-    variants = [("defaults", {})]
-    variants += [("params", cfg.params)] if cfg.params else []
+    base = cfg.base or {}
+    variants = [("defaults", base)]
+    variants += [("params", {**base, **cfg.params})] if cfg.params else []
     variants += [("old", None)] if cfg.old else []
     rows = {"clf": [], "dae": [], "ceiling": []}
     for seed in range(cfg.first_seed, cfg.first_seed + cfg.seeds):
@@ -197,6 +201,11 @@ def run(cfg):
 
 def report(cfg, rows):
     clf_target, dae_target, mse_target = TARGETS[cfg.data]
+    if cfg.base:
+        print(
+            f"\n!! --base {json.dumps(cfg.base)}: the 'defaults' rows and the "
+            "target lines are for the defaults with these parameters"
+        )
     if rows["clf"]:
         print(f"\n== BottleneckClassifier on {cfg.data} ==")
         _common.print_table(
@@ -287,7 +296,10 @@ def _compare_params(cfg, rows, columns, seconds):
     for row in rows:
         by_seed.setdefault(row[1], {})[row[0]] = row
     pairs = [(v["defaults"], v["params"]) for v in by_seed.values() if len(v) >= 2]
-    print(f"--params {json.dumps(cfg.params)} against the defaults, seed by seed:")
+    against = "the defaults"
+    if cfg.base:
+        against += f" with --base {json.dumps(cfg.base)}"
+    print(f"--params {json.dumps(cfg.params)} against {against}, seed by seed:")
     for name, column in [*columns.items(), ("fit s", seconds)]:
         base = [d[column] for d, _ in pairs]
         lever = [p[column] for _, p in pairs]
@@ -339,6 +351,12 @@ def main(argv=None):
         type=json.loads,
         default=None,
         help="JSON of estimator parameters to fit beside the defaults",
+    )
+    parser.add_argument(
+        "--base",
+        type=json.loads,
+        default=None,
+        help="JSON of estimator parameters set on both sides (not on --old)",
     )
     parser.add_argument("--part", choices=["bottleneck", "dae", "all"], default="all")
     parser.add_argument("--old", action="store_true", help="also the old defaults")
