@@ -239,6 +239,8 @@ INVALID_PARAMS = [
     ("batch_size", "big"),
     ("learning_rate_init", 0),
     ("learning_rate_init", -1),
+    ("learning_rate_init", "fast"),
+    ("learning_rate_init", "AUTO"),
     ("max_iter", 0),
     ("max_iter", 2.5),
     ("early_stopping", "yes"),
@@ -271,6 +273,32 @@ def test_invalid_parameter_is_named_at_fit(small_digits, helpers, name, value):
     assert helpers.fitted_attributes(dae) == []
     # __init__ stored the value as it was given.
     assert dae.get_params()[name] is value
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({}, 4e-3),
+        ({"architecture": "conv", "image_shape": (8, 8)}, 2e-3),
+        (
+            {"architecture": "conv", "image_shape": (8, 8), "learning_rate_init": 0.01},
+            0.01,
+        ),
+        ({"learning_rate_init": 0.01}, 0.01),
+    ],
+)
+def test_auto_learning_rate_init_follows_the_architecture(
+    small_digits, params, expected
+):
+    X, _ = small_digits
+    dae = make_dae(conv_channels=(2, 4), learning_rate="constant", max_iter=1, **params)
+    dae.fit(X)
+    # Adam took the resolved step; the parameter is left as the user set it.
+    groups = dae._optimizer_state["param_groups"]
+    assert [group["lr"] for group in groups] == [expected] * len(groups)
+    assert dae.get_params()["learning_rate_init"] == params.get(
+        "learning_rate_init", "auto"
+    )
 
 
 def test_an_int_random_state_out_of_range_is_told_its_range(small_digits):

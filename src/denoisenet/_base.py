@@ -839,6 +839,8 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
     _torch_outputs: dict = {}  # to_torch's outputs: classes of denoisenet.export
     _inference_batch_size = 512
     _auto_batch_size = 128
+    # learning_rate_init='auto' by architecture, where the domain allows it.
+    _auto_learning_rate: dict = {}
     _auto_batch_steps = AUTO_BATCH_STEPS
 
     # -- parameters -----------------------------------------------------
@@ -1188,9 +1190,9 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
 
     def _optimizer(self, module, rows, reuse):
         """Adam over ``module``, carrying the stored moments when ``reuse``."""
-        # float(): torch's optimisers take no Fraction or other numbers.Real.
+        # float(alpha): torch's optimisers take no Fraction or other Reals.
         optimizer = _training.make_optimizer(
-            module, float(self.learning_rate_init), float(self.alpha), rows
+            module, self._learning_rate_init(), float(self.alpha), rows
         )
         if reuse:
             # Adam's moments carry over but its hyperparameters are today's,
@@ -1372,6 +1374,13 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
                 "Set warm_start=False (or clone the estimator) to build a new one."
             )
 
+    def _learning_rate_init(self):
+        """``learning_rate_init`` as a float, with ``'auto'`` resolved."""
+        if isinstance(self.learning_rate_init, str):
+            return self._auto_learning_rate[self.architecture]
+        # float(): torch's optimisers take no Fraction or other numbers.Real.
+        return float(self.learning_rate_init)
+
     def _check_optimizer_scalars(self, rows):
         """Raise ValueError where torch would overflow Adam's float32 scalars.
 
@@ -1381,7 +1390,7 @@ class NeuralEstimatorBase(DocLinkMixin, callbacks.CallbackSupportMixin, BaseEsti
         rate) exceeds float32's largest value.
         """
         name = type(self).__name__
-        if self.learning_rate_init * 10 > _FLOAT32_MAX:
+        if self._learning_rate_init() * 10 > _FLOAT32_MAX:
             raise ValueError(
                 f"The 'learning_rate_init' parameter of {name} is too large for "
                 f"float32 training. Got {self.learning_rate_init!r} instead."

@@ -21,6 +21,7 @@ from denoisenet._networks import (
     run_stacks,
 )
 from denoisenet._training import DenseSquaredErrorStep, Objective
+from denoisenet._validation import COMMON_DOMAINS, one_of
 from denoisenet.export import Encoding, Reconstruction
 from denoisenet.noise import (
     NOISE_PARAMETER,
@@ -105,7 +106,7 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
     batch_size : int or 'auto', default='auto'
         Samples per optimiser step; 'auto' is ``n_samples // 40`` between
         32 and 256: 256 rows on large data (on Fashion-MNIST's 60,000
-        images, with batch normalisation and ``learning_rate_init=4e-3``,
+        images, with batch normalisation and the dense network's step of 4e-3,
         fits about 0.7 times as long as in batches of 128 at 2e-3, at the
         same denoised accuracy), and at least 40 steps an epoch on small
         data sets, where a few large batches give Adam too few steps (on
@@ -123,8 +124,11 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         keeps ``learning_rate_init`` and stops after ``n_iter_no_change``
         epochs without improvement. :meth:`partial_fit` always uses the
         constant rate.
-    learning_rate_init : float, default=4e-3
-        Initial step size of Adam.
+    learning_rate_init : float or 'auto', default='auto'
+        Initial step size of Adam. 'auto' is 4e-3 with
+        ``architecture='dense'`` and 2e-3 with ``'conv'``: each the better
+        of the two for its network in the benchmarks (see
+        :ref:`denoising` and :ref:`convolutions`).
     max_iter : int, default=200
         Maximum number of epochs (passes over the data); training usually
         stops well before, when it has converged (see ``learning_rate``). A
@@ -228,7 +232,15 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
     # as good as 128 rows at 2e-3 on Fashion-MNIST in 0.7 times the time
     # (CHANGELOG); small data sets keep n_samples // 40.
     _auto_batch_size = 256
-    _extra_domains = {"noise": NOISE_PARAMETER, "batch_norm": BOOL}
+    _extra_domains = {
+        "noise": NOISE_PARAMETER,
+        "batch_norm": BOOL,
+        "learning_rate_init": one_of("auto") | COMMON_DOMAINS["learning_rate_init"],
+    }
+    # learning_rate_init='auto', by architecture: the dense network trains
+    # best with batch normalisation at 4e-3, the convolutions at 2e-3
+    # (benchmarks/bench_defaults.py; docs/user_guide/convolutions.rst).
+    _auto_learning_rate = {"dense": 4e-3, "conv": 2e-3}
     # A model saved before batch_norm existed was trained without.
     _added_parameters = {**NeuralEstimatorBase._added_parameters, "batch_norm": False}
 
@@ -245,7 +257,7 @@ class DenoisingAutoencoder(OneToOneFeatureMixin, TransformerMixin, NeuralEstimat
         alpha=1e-4,
         batch_size="auto",
         learning_rate="adaptive",
-        learning_rate_init=4e-3,
+        learning_rate_init="auto",
         max_iter=200,
         early_stopping="auto",
         validation_fraction=0.1,
