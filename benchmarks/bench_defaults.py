@@ -373,6 +373,19 @@ def _time_ratio(rows, column, data):
         )
 
 
+def _parameters(text):
+    """--params and --base: a JSON object of parameter names and values."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            "a JSON object of parameters is needed, e.g. '{\"batch_size\": 128}'"
+        )
+    return value
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", choices=sorted(TARGETS), default="digits")
@@ -380,13 +393,13 @@ def main(argv=None):
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument(
         "--params",
-        type=json.loads,
+        type=_parameters,
         default=None,
         help="JSON of estimator parameters to fit beside the defaults",
     )
     parser.add_argument(
         "--base",
-        type=json.loads,
+        type=_parameters,
         default=None,
         help="JSON of estimator parameters set on both sides (not on --old)",
     )
