@@ -125,10 +125,7 @@ def dae_row(data, seed, params, mlp):
         mlp.score(X_noisy, y_test),
         mlp.score(X_denoised, y_test),
         mse,
-        # The clean test images through the auto-encoder: what its
-        # reconstruction alone leaves the classifier (denoising adds its
-        # own loss to that).
-        mlp.score(dae.transform(X_test), y_test),
+        mlp.score(dae.transform(X_test), y_test),  # "clean through"
         dae.n_iter_,
         seconds,
         converged,
